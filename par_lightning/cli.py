@@ -1,0 +1,74 @@
+"""The command users type: ``lightning fit --config experiments/<name>.yaml`` (alias ``par-lightning``).
+
+Lightning 2.6 ships no ``lightning`` console script, so this package provides it. Besides the
+LightningCLI subcommands (``fit``, ``validate``, ``test``, ``predict``) it offers ``synth`` to write
+a synthetic dataset in PA-100K's distribution format.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from par_lightning.config_saving import PARSaveConfigCallback
+
+SYNTH_COMMAND = "synth"
+
+
+class PARCLI(LightningCLI):
+    """LightningCLI with the DataModule's dataset facts linked into the model.
+
+    ``num_attributes``, ``attribute_names`` and ``pos_ratios`` are read from the *instantiated*
+    DataModule (they come from the annotation file), so YAML never repeats them.
+    ``--test_after_fit true`` tests the best checkpoint right after ``fit``.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for field in ("num_attributes", "attribute_names", "pos_ratios"):
+            parser.link_arguments(f"data.{field}", f"model.init_args.{field}", apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="After `fit`, run `test` on the best checkpoint (or the last weights without a checkpoint).",
+        )
+
+    def after_fit(self) -> None:
+        if not self.config[self.subcommand].get("test_after_fit"):
+            return
+        has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+
+
+def build_cli(args: Sequence[str] | None = None, run: bool = True) -> PARCLI:
+    """Construct the CLI (``run=False`` only instantiates: used by tests and notebooks)."""
+    return PARCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={"parser_mode": "omegaconf"},
+        save_config_callback=PARSaveConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=list(args) if args is not None else None,
+        run=run,
+    )
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Console-script entry point of ``lightning`` / ``par-lightning`` / ``python -m par_lightning``."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == SYNTH_COMMAND:
+        from par_lightning.synth_cli import synth_main
+
+        synth_main(argv[1:])
+        return
+    build_cli(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

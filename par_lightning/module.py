@@ -1,0 +1,156 @@
+"""``PARModule``: the one LightningModule of the project; it receives its parts and trains them.
+
+The optimizer and scheduler are *callables* injected from YAML (``class_path`` + ``init_args``) and
+built inside ``configure_optimizers`` from the parameters present at that moment, so a layer swapped
+in mid-training (compression) is covered when the optimizers are rebuilt. LightningCLI's own
+``optimizer:`` block cannot do that: it binds the parameters once at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from par_lightning.losses import WeightedBCELoss
+from par_lightning.metrics import PARMetrics
+from par_lightning.models import create_model
+
+Stage = Literal["train", "val", "test"]
+
+
+def _default_optimizer(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+def merge_outputs(outputs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """Logits for prediction: one tensor as is, several (deep supervision) by max voting."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    return torch.stack(list(outputs)).amax(dim=0)
+
+
+class PARModule(L.LightningModule):
+    """Pedestrian attribute recognition: multi-label classification with weighted BCE.
+
+    Args:
+        arch: registered model name (``par_lightning.models.list_models()``).
+        backbone: timm backbone name passed to the model builder.
+        num_attributes: number of outputs; linked from ``data.num_attributes`` by the CLI.
+        attribute_names: names for per-attribute logs; linked from the DataModule.
+        pos_ratios: positive ratio of each attribute in the training split; linked from the DataModule.
+        model_kwargs: extra keyword arguments for the model builder (``pretrained_path``, ...).
+        loss: ``deepmar`` (weighted BCE, Rethinking/DeepMAR), ``alm`` (positive-only weights) or
+            ``bce`` (unweighted).
+        optimizer: callable ``params -> Optimizer``, e.g. ``torch.optim.Adam`` with ``init_args``.
+        lr_scheduler: optional callable ``optimizer -> LRScheduler`` (step, cosine, plateau, ...).
+        scheduler_monitor: metric a ``ReduceLROnPlateau`` follows.
+        scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
+        head_lr_scale: learning-rate multiplier for the non-backbone parameters (the strong baseline
+            trains its classifier 10x faster than the backbone).
+        threshold: probability above which an attribute is predicted present.
+    """
+
+    def __init__(
+        self,
+        arch: str = "baseline",
+        backbone: str = "resnet50",
+        num_attributes: int = 26,
+        attribute_names: list[str] | None = None,
+        pos_ratios: list[float] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        loss: Literal["deepmar", "alm", "bce"] = "deepmar",
+        optimizer: OptimizerCallable = _default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_monitor: str = "val/loss",
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        head_lr_scale: float = 1.0,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if loss not in ("deepmar", "alm", "bce"):
+            raise ValueError(f"loss must be one of 'deepmar', 'alm', 'bce'; got {loss!r}")
+        if attribute_names is not None and len(attribute_names) != num_attributes:
+            raise ValueError(
+                f"attribute_names has {len(attribute_names)} entries but num_attributes is {num_attributes}"
+            )
+        if pos_ratios is not None and len(pos_ratios) != num_attributes:
+            raise ValueError(f"pos_ratios has {len(pos_ratios)} entries but num_attributes is {num_attributes}")
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.model = create_model(arch, num_attributes=num_attributes, backbone=backbone, **(model_kwargs or {}))
+        self.attribute_names = list(attribute_names or [f"attr{j}" for j in range(num_attributes)])
+        self.criterion = WeightedBCELoss(
+            pos_ratios=None if loss == "bce" else pos_ratios, variant="alm" if loss == "alm" else "deepmar"
+        )
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.metrics = nn.ModuleDict(
+            {stage: PARMetrics(num_attributes, threshold=threshold) for stage in ("val", "test")}
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attribute logits ``(B, A)``; several model outputs are merged by max voting."""
+        return merge_outputs(self.model(x))
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: Stage) -> torch.Tensor:
+        images, targets = batch
+        outputs = self.model(images)
+        heads = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+        mask = targets <= 1  # value 2 marks an uncertain label: no loss, no metric
+        loss = torch.stack([self.criterion(h, targets.clamp(max=1), mask) for h in heads]).sum()
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
+                 batch_size=images.shape[0], sync_dist=stage != "train")
+        if stage != "train":
+            self.metrics[stage].update(torch.sigmoid(merge_outputs(heads)), targets)
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Attribute probabilities ``(B, A)``."""
+        return torch.sigmoid(self(batch[0]))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def _log_epoch_metrics(self, stage: Stage) -> None:
+        """Log mA, Acc, Prec, Rec, F1 and the per-attribute mA; states are already summed across ranks."""
+        metric = self.metrics[stage]
+        result = metric.compute()
+        per_attr = result.pop("mA_per_attribute")
+        self.log_dict({f"{stage}/{k}": v.float() for k, v in result.items()}, prog_bar=stage == "val")
+        self.log_dict({f"{stage}/mA_attr/{n}": v.float() for n, v in zip(self.attribute_names, per_attr)})
+        metric.reset()
+
+    def configure_optimizers(self) -> Any:
+        """Build the optimizer (and scheduler) over the parameters present *now*."""
+        backbone, head = [], []
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                (backbone if name.startswith("model.backbone.") else head).append(param)
+        groups = [{"params": p, "name": n} for n, p in (("backbone", backbone), ("head", head)) if p]
+        optimizer = self.optimizer_factory(groups)
+        for group in optimizer.param_groups:
+            if group.get("name") == "head":
+                group["lr"] *= self.hparams.head_lr_scale
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = self.hparams.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
