@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # One lock for all instances: cheap, and unlike a per-instance lock it never has to be pickled.
 _PARSE_LOCK = threading.RLock()
 
-# stage -> (role, which split-name attribute feeds it); roles "train" get augmentation.
+# stage -> the dataset roles it needs; each role reads its split name from `<role>_split`, and only the
+# "train" role gets augmentation.
 _STAGE_ROLES: dict[str, tuple[str, ...]] = {
     "fit": ("train", "val"),
     "validate": ("val",),
@@ -85,11 +86,11 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         ]:
             if value is not None and (not isinstance(value, int) or value < low):
                 raise ValueError(f"{type(self).__name__}: {name} must be an integer >= {low}, got {value!r}")
-        for name, value in [("train_split", train_split), ("val_split", val_split), ("test_split", test_split),
-                            ("predict_split", predict_split)]:  # fmt: skip
-            if value not in self.SPLIT_NAMES:
+        self.splits = {"train": train_split, "val": val_split, "test": test_split, "predict": predict_split}
+        for role, split in self.splits.items():
+            if split not in self.SPLIT_NAMES:
                 raise ValueError(
-                    f"{type(self).__name__}: {name}={value!r}; valid splits: {list(self.SPLIT_NAMES)}"
+                    f"{type(self).__name__}: {role}_split={split!r}; valid splits: {list(self.SPLIT_NAMES)}"
                 )
         self.save_hyperparameters()
         self.batch_size = batch_size
@@ -97,7 +98,6 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         self.num_workers = num_workers
         self.height, self.width, self.pad, self.hflip = height, width, pad, hflip
         self.pin_memory = pin_memory
-        self.splits = {"train": train_split, "val": val_split, "test": test_split, "predict": predict_split}
         self.check_images = check_images
         self.skip_corrupt = skip_corrupt
         self._annotation: PARAnnotation | None = None
@@ -135,12 +135,11 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets ``stage`` needs (all of them for ``None``), checking their images first."""
-        roles = _STAGE_ROLES.get(stage, ()) if stage else tuple(self.splits)
-        if stage and stage not in _STAGE_ROLES:
+        if stage is not None and stage not in _STAGE_ROLES:
             raise ValueError(
                 f"{type(self).__name__}.setup: unknown stage {stage!r}; valid: {list(_STAGE_ROLES)}"
             )
-        for role in roles:
+        for role in _STAGE_ROLES[stage] if stage is not None else tuple(self.splits):
             paths, labels = self._checked_split(self.splits[role])
             transform = build_transforms(
                 self.height, self.width, train=role == "train", pad=self.pad, hflip=self.hflip
@@ -153,7 +152,8 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
             data = self.annotation.split(name)
             if len(data.paths) == 0:
                 raise ValueError(
-                    f"{type(self).__name__}: split '{name}' of {self.annotation.source} is empty"
+                    f"{type(self).__name__}: split '{name}' of {self.annotation.source} is empty; "
+                    "set train_split/val_split/test_split/predict_split to non-empty splits"
                 )
             if self.check_images:
                 keep = check_images(
@@ -188,6 +188,7 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
             num_workers=self.num_workers,
             pin_memory=pin,
             persistent_workers=self.num_workers > 0,
-            drop_last=False,
+            # a last training batch of one sample breaks BatchNorm; eval keeps every sample
+            drop_last=shuffle and len(self.datasets[role]) > batch_size,
             collate_fn=collate_skip_none,
         )

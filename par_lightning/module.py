@@ -21,6 +21,7 @@ from par_lightning.metrics import PARMetrics
 from par_lightning.models import create_model
 
 Stage = Literal["train", "val", "test"]
+Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, 3, H, W), targets (B, A) in {0, 1, 2}
 
 
 def _default_optimizer(params: Any) -> torch.optim.Optimizer:
@@ -96,7 +97,7 @@ class PARModule(L.LightningModule):
         """Attribute logits ``(B, A)``; several model outputs are merged by max voting."""
         return merge_outputs(self.model(x))
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: Stage) -> torch.Tensor:
+    def _shared_step(self, batch: Batch, stage: Stage) -> torch.Tensor:
         images, targets = batch
         outputs = self.model(images)
         heads = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
@@ -108,16 +109,19 @@ class PARModule(L.LightningModule):
             self.metrics[stage].update(torch.sigmoid(merge_outputs(heads)), targets)
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+    # A batch is None when every image in it was undecodable and ``skip_corrupt`` dropped them all.
+    def training_step(self, batch: Batch | None, batch_idx: int) -> torch.Tensor | None:
+        return None if batch is None else self._shared_step(batch, "train")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "val")
+    def validation_step(self, batch: Batch | None, batch_idx: int) -> None:
+        if batch is not None:
+            self._shared_step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+    def test_step(self, batch: Batch | None, batch_idx: int) -> None:
+        if batch is not None:
+            self._shared_step(batch, "test")
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Attribute probabilities ``(B, A)``."""
         return torch.sigmoid(self(batch[0]))
 
