@@ -22,7 +22,7 @@ def summary_table(metrics: dict[str, float], prefix: str = "test/", per_attribut
     if per_attribute:
         attr_prefix = f"{prefix}mA_attr/"
         for key in sorted(k for k in metrics if k.startswith(attr_prefix)):
-            table.add_row(f"mA {key[len(attr_prefix):]}", f"{metrics[key]:.4f}")
+            table.add_row(f"mA {key[len(attr_prefix) :]}", f"{metrics[key]:.4f}")
     return table
 
 

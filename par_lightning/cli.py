@@ -11,11 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from par_lightning.config_saving import PARSaveConfigCallback
 
 SYNTH_COMMAND = "synth"
+DESCRIPTION = (
+    "par-lightning: pedestrian attribute recognition with Lightning. Subcommands fit/validate/test/predict "
+    "take --config experiments/<name>.yaml. Also: `par-lightning synth pa100k --root DIR` writes a synthetic "
+    "dataset in PA-100K's format (see `par-lightning synth --help`)."
+)
 
 
 class PARCLI(LightningCLI):
@@ -39,7 +45,8 @@ class PARCLI(LightningCLI):
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test_after_fit"):
             return
-        has_best = bool(self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path)
+        checkpoint = self.trainer.checkpoint_callback
+        has_best = isinstance(checkpoint, ModelCheckpoint) and bool(checkpoint.best_model_path)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
 
 
@@ -50,7 +57,7 @@ def build_cli(args: Sequence[str] | None = None, run: bool = True) -> PARCLI:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf", "description": DESCRIPTION},
         save_config_callback=PARSaveConfigCallback,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
@@ -67,7 +74,7 @@ def main(args: Sequence[str] | None = None) -> None:
 
         synth_main(argv[1:])
         return
-    build_cli(argv)
+    build_cli(args)  # None: LightningCLI reads sys.argv itself (and warns if given both)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,6 @@ also pushes the resolved config into each W&B run, where it belongs to exactly o
 
 from __future__ import annotations
 
-from typing import Any
-
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -18,7 +16,7 @@ class PARSaveConfigCallback(SaveConfigCallback):
     """Writes ``config.yaml`` (overwriting) and records the config in W&B runs."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        config: dict[str, Any] = self.parser.dump(self.config, skip_none=False, format="yaml")  # type: ignore[assignment]
+        config = str(self.parser.dump(self.config, skip_none=False, format="yaml"))
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 import yaml

@@ -5,7 +5,7 @@ from __future__ import annotations
 import netrc
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
@@ -48,7 +48,7 @@ class WandbLogger(_LightningWandbLogger):
         version: str | None = None,
         offline: bool | None = None,
         project: str = "par-lightning",
-        log_model: bool | str = False,
+        log_model: Literal["all"] | bool = False,
         prefix: str = "",
         group: str | None = None,
         tags: list[str] | None = None,

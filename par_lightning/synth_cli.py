@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-images", type=int, default=10_000, help="total images (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    parser.add_argument("--difficulty", type=float, default=1.0, help="clutter/occlusion/noise scale (default 1)")
+    parser.add_argument(
+        "--difficulty", type=float, default=1.0, help="clutter/occlusion/noise scale (default 1)"
+    )
     parser.add_argument(
         "--split-fractions",
         type=float,

@@ -13,7 +13,10 @@ def tiny_config(tmp_path: Path, *, logger: str = "csv", max_epochs: int = 1) -> 
     """Write a tiny dataset and a complete experiment YAML using it; return the YAML path."""
     data = write_pa100k(tmp_path / "pa100k", sizes=(24, 8, 8))
     logger_cfg = {
-        "csv": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}},
+        "csv": {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": str(tmp_path / "logs")},
+        },
         "wandb": {
             "class_path": "par_lightning.loggers.WandbLogger",
             "init_args": {"save_dir": str(tmp_path / "wandb_logs"), "name": "tiny", "project": "par-tests"},
@@ -53,7 +56,14 @@ def tiny_config(tmp_path: Path, *, logger: str = "csv", max_epochs: int = 1) -> 
         },
         "data": {
             "class_path": "data_modules.PA100KDataModule",
-            "init_args": {"root": str(data.root), "height": 32, "width": 16, "pad": 2, "batch_size": 8, "num_workers": 0},
+            "init_args": {
+                "root": str(data.root),
+                "height": 32,
+                "width": 16,
+                "pad": 2,
+                "batch_size": 8,
+                "num_workers": 0,
+            },
         },
     }
     path = tmp_path / "tiny.yaml"

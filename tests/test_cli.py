@@ -30,7 +30,9 @@ def test_installed_lightning_script_runs_our_cli() -> None:
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "fit" in out.stdout and "synth" not in out.stderr
-    out = subprocess.run([sys.executable, "-m", "par_lightning", "fit", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "par_lightning", "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and "--test_after_fit" in out.stdout
 
 
@@ -65,7 +67,9 @@ def test_test_after_fit_reports_test_metrics(tmp_path: Path) -> None:
     assert "test/mA_attr/Female" in cli.trainer.callback_metrics
 
 
-def test_print_config_round_trip_reproduces_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_print_config_round_trip_reproduces_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tiny_config(tmp_path)
     with pytest.raises(SystemExit):
         main(["fit", "--config", str(config), "--print_config"])

@@ -10,13 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from par_lightning.module import PARModule, merge_outputs
 from par_lightning.cli import main
+from par_lightning.module import PARModule, merge_outputs
 from tests.cli_helpers import tiny_config
 
 
 def _module(**kwargs: object) -> PARModule:
-    return PARModule(arch="tiny", backbone="test_resnet", num_attributes=4, pos_ratios=[0.2, 0.5, 0.3, 0.1], **kwargs)
+    return PARModule(
+        arch="tiny", backbone="test_resnet", num_attributes=4, pos_ratios=[0.2, 0.5, 0.3, 0.1], **kwargs
+    )
 
 
 def test_optimizer_covers_current_parameters_and_scales_head_lr() -> None:
@@ -27,7 +29,9 @@ def test_optimizer_covers_current_parameters_and_scales_head_lr() -> None:
     covered = {id(p) for g in optimizer.param_groups for p in g["params"]}
     assert covered == {id(p) for p in module.parameters()}
     # a layer swapped in later (as compression does) is covered by the next configure_optimizers call
-    module.model.classifier = nn.Sequential(nn.Linear(module.model.classifier.in_features, 2), nn.Linear(2, 4))
+    module.model.classifier = nn.Sequential(
+        nn.Linear(module.model.classifier.in_features, 2), nn.Linear(2, 4)
+    )
     covered = {id(p) for g in module.configure_optimizers().param_groups for p in g["params"]}
     assert covered == {id(p) for p in module.parameters()}
 
@@ -73,7 +77,9 @@ def test_checkpoint_loads_without_the_cli_and_with_weights_only(tmp_path: Path) 
     raw = torch.load(ckpt, weights_only=True, map_location="cpu")
     assert raw["hyper_parameters"]["num_attributes"] == 26
     model = PARModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    reference = PARModule(**{k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}).eval()
+    reference = PARModule(
+        **{k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}
+    ).eval()
     reference.load_state_dict(raw["state_dict"])
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 3, 32, 16)).astype("float32"))
     with torch.no_grad():

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 ANNOTATION = "annotation.mat"
 IMAGE_DIR = "data"
 JPEG_QUALITY = 90
+# Bump when the renderer or label sampler changes what a seed produces (recorded in the .mat header).
+GENERATOR_VERSION = 1
 _CHUNK = 64
 _SPLITS = ("train", "val", "test")
 
@@ -41,7 +43,9 @@ def split_counts(num_images: int, split_fractions: Sequence[float]) -> tuple[int
     """Train/val/test sizes; rounding leftovers go to test so the three always sum to ``num_images``."""
     fr = tuple(float(f) for f in split_fractions)
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-6:
-        raise ValueError(f"split_fractions must be 3 non-negative numbers summing to 1, got {split_fractions}")
+        raise ValueError(
+            f"split_fractions must be 3 non-negative numbers summing to 1, got {split_fractions}"
+        )
     n_train = round(num_images * fr[0])
     n_val = min(round(num_images * fr[1]), num_images - n_train)
     return n_train, n_val, num_images - n_train - n_val
@@ -60,11 +64,14 @@ def _render_chunk(bounds: tuple[int, int], seed: int, difficulty: float, image_d
 
 
 def _mp_context() -> mp.context.BaseContext:
-    """``fork`` (fast) when this is the only Python thread; otherwise ``forkserver``, which is thread-safe."""
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return mp.get_context("fork")
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    """``fork`` where available, also from a non-main thread; ``spawn`` elsewhere.
+
+    Forked workers only touch numpy, PIL and their own files, so locks held by other threads of the
+    parent (including native torch/OpenMP threads) are never needed in the child. ``spawn`` and
+    ``forkserver`` would be safer in general but re-import ``data_modules`` (hence torch/Lightning) in
+    every worker, which costs ~5-15 s on a small machine for a job that otherwise takes seconds.
+    """
+    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
 
 def _render_all(num_images: int, seed: int, difficulty: float, image_dir: Path, workers: int) -> np.ndarray:
@@ -75,7 +82,9 @@ def _render_all(num_images: int, seed: int, difficulty: float, image_dir: Path, 
     if workers == 1:
         parts = [job(c) for c in chunks]
     else:
-        with _mp_context().Pool(workers) as pool:
+        ctx = _mp_context()
+        logger.debug("Rendering %d chunks with a %s pool of %d", len(chunks), ctx.get_start_method(), workers)
+        with ctx.Pool(workers) as pool:
             parts = pool.map(job, chunks, chunksize=1)
     return np.concatenate(parts) if parts else np.zeros((0, len(PA100K_ATTRIBUTES)), np.uint8)
 
@@ -88,7 +97,7 @@ def _cell(strings: Sequence[str]) -> np.ndarray:
     return cell
 
 
-def _write_annotation(path: Path, labels: np.ndarray, counts: tuple[int, int, int], seed: int) -> None:
+def _write_annotation(path: Path, labels: np.ndarray, counts: tuple[int, int, int], provenance: str) -> None:
     """Save the seven variables in the real file's order, with a fixed header text instead of the date.
 
     ``savemat`` stamps the creation time into the 116-byte descriptive header; replacing it keeps the
@@ -106,7 +115,7 @@ def _write_annotation(path: Path, labels: np.ndarray, counts: tuple[int, int, in
     buf = io.BytesIO()
     savemat(buf, content)
     data = bytearray(buf.getvalue())
-    text = f"MATLAB 5.0 MAT-file, Platform: posix, Created by: par-lightning synthetic PA-100K, seed {seed}"
+    text = f"MATLAB 5.0 MAT-file, Created by: par-lightning synthetic PA-100K {provenance}"
     data[:116] = text.encode("ascii").ljust(116)[:116]
     path.write_bytes(bytes(data))
 
@@ -170,11 +179,14 @@ def synthesize_pa100k(
         try:
             (tmp / IMAGE_DIR).mkdir(parents=True)
             labels = _render_all(num_images, seed, difficulty, tmp / IMAGE_DIR, workers)
-            _write_annotation(tmp / ANNOTATION, labels, counts, seed)
+            provenance = f"v{GENERATOR_VERSION}, seed {seed}, difficulty {difficulty:g}"
+            _write_annotation(tmp / ANNOTATION, labels, counts, provenance)
             os.rename(tmp, root)  # atomic; replaces an empty root directory
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     dt = time.perf_counter() - t0
-    logger.info("Synthesized %d images into %s in %.1f s (%.0f images/s)", num_images, root, dt, num_images / dt)
+    logger.info(
+        "Synthesized %d images into %s in %.1f s (%.0f images/s)", num_images, root, dt, num_images / dt
+    )
     return root

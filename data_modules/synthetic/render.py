@@ -23,6 +23,7 @@ __all__ = ["FigureLayout", "render_pedestrian", "render_pedestrian_with_layout"]
 
 Colour = tuple[int, int, int]
 Point = tuple[float, float]
+Box = tuple[float, float, float, float]
 
 _CLOTHES = ((22, 22, 24), (48, 48, 52), (95, 95, 100), (155, 155, 155), (228, 228, 222), (30, 40, 85),
             (60, 92, 145), (125, 30, 35), (180, 40, 40), (205, 185, 145), (95, 65, 45), (40, 85, 52),
@@ -96,13 +97,18 @@ class _Style:
         rows = rng.random((len(_COLOURS), 4))
         self.c: dict[str, Colour] = {k: _colour(r) for k, r in zip(_COLOURS, rows, strict=True)}
         c = self.c
-        c["upper2"] = _contrast(c["upper2"], c["upper"], 60)
+        c["upper2"] = _contrast(c["upper2"], c["upper"], 90)
         c["upper_pat"] = _contrast(c["upper_pat"], c["upper"])
         c["lower_pat"] = _contrast(c["lower_pat"], c["lower"])
-        c["logo"] = _contrast(c["logo"], c["upper"], 90)
-        c["pack"] = _contrast(c["pack"], c["upper"], 50)
+        dark_top = (
+            _lum(c["upper"]) < 128
+        )  # logos are saturated prints, light on dark tops, dark on light ones
+        hue = float(rows[_COLOURS.index("logo"), 1])
+        logo = colorsys.hsv_to_rgb(hue, 0.8, 1.0) if dark_top else colorsys.hsv_to_rgb(hue, 0.9, 0.35)
+        c["logo"] = _contrast(_clip(np.array(logo) * 255), c["upper"], 110)
+        c["pack"] = _contrast(c["pack"], c["upper"], 70)
         c["strap"] = _contrast(_shade(c["sbag"], 0.6), c["upper"], 60)
-        c["pack_strap"] = _contrast(_shade(c["pack"], 0.55), c["upper"], 60)
+        c["pack_strap"] = _contrast(_shade(c["pack"], 0.55), c["upper"], 80)
         c["skin"] = _SKIN[int(self.u["skin"] * len(_SKIN))]
         c["hair"] = _HAIR[int(self.u["hair"] * len(_HAIR))]
         grey = int(175 + 60 * self.u["grey"])
@@ -120,7 +126,7 @@ class _Painter:
         u = self.u
         self.view = "Back" if lab["Back"] else "Side" if lab["Side"] else "Front"
         self.child, self.old, self.female = lab["AgeLess18"], lab["AgeOver60"], lab["Female"]
-        age_mul = 0.66 + 0.12 * u["age_h"] if self.child else 0.92 + 0.06 * u["age_h"]
+        age_mul = 0.66 + 0.12 * u["age_h"] if self.child else 0.92 + 0.06 * u["age_h"] - 0.04 * self.old
         h = h_img * (0.80 + 0.14 * u["scale"]) * age_mul * (0.97 if self.female else 1.0)
         bottom = h_img * (0.99 - 0.05 * u["ypos"])
         self.h, self.top, self.cx = h, bottom - h, w / 2 + (u["xpos"] - 0.5) * 0.14 * w
@@ -129,7 +135,10 @@ class _Painter:
         self.head_h = (0.18 if self.child else 0.13) * h
         self.head_w = self.head_h * 0.8
         self.y_sh = self.y(0.16 if self.old else 0.175) + (0.045 * h if self.child else 0.0)
-        self.y_waist, self.y_crotch = self.y(0.455 if self.child else 0.42), self.y(0.54 if self.child else 0.5)
+        self.y_waist, self.y_crotch = (
+            self.y(0.455 if self.child else 0.42),
+            self.y(0.54 if self.child else 0.5),
+        )
         self.y_knee, self.y_ankle = self.y(0.76 if self.child else 0.725), self.y(0.955)
         if self.view == "Side":
             self.sh = self.waist = 0.075 * h * b
@@ -185,7 +194,10 @@ class _Painter:
         if self.view == "Side":
             a = math.radians(3 + 15 * u["stride"])
             order = (-a, a) if u["leg_a"] < 0.5 else (a, -a)
-            return [((cx, hy), (cx + math.tan(t) * (self.y_ankle - hy), self.y_ankle), 0.088 * h, 0.05 * h) for t in order]
+            return [
+                ((cx, hy), (cx + math.tan(t) * (self.y_ankle - hy), self.y_ankle), 0.088 * h, 0.05 * h)
+                for t in order
+            ]
         legs = []
         for k, key in ((-1, "leg_a"), (1, "leg_b")):
             hx = cx + k * self.hip * 0.45
@@ -194,7 +206,9 @@ class _Painter:
         return legs
 
     @staticmethod
-    def _leg_part(leg: tuple[Point, Point, float, float], y0: float, y1: float, extra: float = 0.0) -> list[Point]:
+    def _leg_part(
+        leg: tuple[Point, Point, float, float], y0: float, y1: float, extra: float = 0.0
+    ) -> list[Point]:
         (hx, hy), (ax, ay), wt, wb = leg
         pts = []
         for y, side in ((y0, -1), (y0, 1), (y1, 1), (y1, -1)):
@@ -222,7 +236,9 @@ class _Painter:
         legs = self._legs()
         for i, leg in enumerate(legs):
             far = self.view == "Side" and i == 0
-            self.d.polygon(self._leg_part(leg, leg[0][1], self.y_ankle), fill=_shade(c["skin"], 0.8 if far else 1))
+            self.d.polygon(
+                self._leg_part(leg, leg[0][1], self.y_ankle), fill=_shade(c["skin"], 0.8 if far else 1)
+            )
         if lab["Skirt&Dress"]:
             end = self.y(0.69 + 0.08 * u["skirt_len"])
             flare = self.hip * 1.5
@@ -248,11 +264,13 @@ class _Painter:
             fwd, fw = (self.s * 0.02 * h, 0.1 * h) if side else (0.0, 0.068 * h)
             shade = 0.8 if side and i == 0 else 1.0
             if lab["boots"]:
-                shaft = self._leg_part(leg, self.y(0.815), ay, 0.014 * h)
+                shaft = self._leg_part(leg, self.y(0.81), ay, 0.016 * h)
                 self.d.polygon(shaft, fill=_shade(c["boots"], shade))
                 self.d.line(shaft[:2], fill=_shade(c["boots"], 2.2), width=max(1, round(0.012 * h)))
             foot = c["boots"] if lab["boots"] else c["shoe"]
-            self.d.ellipse((ax + fwd - fw / 2, self.y(0.94), ax + fwd + fw / 2, self.y(1.0)), fill=_shade(foot, shade))
+            self.d.ellipse(
+                (ax + fwd - fw / 2, self.y(0.94), ax + fwd + fw / 2, self.y(1.0)), fill=_shade(foot, shade)
+            )
 
     def upper_body(self) -> None:
         """Torso garment (down to the knees for LongCoat) with splice/stripes/plaid/logo."""
@@ -263,15 +281,21 @@ class _Painter:
         right = [(self.head_w * 0.3, 1.0, ys - 0.012 * h), (sh, 1.0, ys + 0.012 * h), (sh * 0.93, 0.5, ys + 0.1 * h),
                  (self.waist, 0.0, self.y_waist)]  # fmt: skip
         if lab["LongCoat"]:
-            right += [(max(self.hip, self.waist) * 1.05, 0.0, self.y_crotch), (self.hip * 1.3, 0.0, self.y_knee + 0.03 * h)]
+            right += [
+                (max(self.hip, self.waist) * 1.05, 0.0, self.y_crotch),
+                (self.hip * 1.4, 0.0, self.y_knee + 0.03 * h),
+            ]
         else:
             right.append((max(self.hip, self.waist) * 1.04, 0.0, self.y_crotch - 0.015 * h))
-        poly = [(cx + dx + f * lean, y) for dx, f, y in right] + [(cx - dx + f * lean, y) for dx, f, y in right[::-1]]
+        poly = [(cx + dx + f * lean, y) for dx, f, y in right] + [
+            (cx - dx + f * lean, y) for dx, f, y in right[::-1]
+        ]
         mask = self._mask([poly])
         self._paint(mask, c["upper"])
         w_img, h_img = self.img.size
         if lab["UpperSplice"]:
             half = Image.new("L", self.img.size, 0)
+            box: Box
             if u["splice_kind"] < 0.5:
                 box = (cx + lean * 0.5, 0, w_img, h_img) if self.s > 0 else (0, 0, cx + lean * 0.5, h_img)
             else:
@@ -279,15 +303,21 @@ class _Painter:
             ImageDraw.Draw(half).rectangle(box, fill=255)
             self._paint(mask, c["upper2"], half)
         if lab["UpperStride"]:
-            self._paint(mask, c["upper_pat"], self._stripes((0.05 + 0.025 * u["period"]) * h, 0.5, False, u["phase"]))
+            self._paint(
+                mask, c["upper_pat"], self._stripes((0.05 + 0.025 * u["period"]) * h, 0.5, False, u["phase"])
+            )
         if lab["UpperPlaid"]:
             p = (0.042 + 0.02 * u["period"]) * h
-            grid = ImageChops.lighter(self._stripes(p, 0.3, False, u["phase"]), self._stripes(p, 0.3, True, u["phase"]))
+            grid = ImageChops.lighter(
+                self._stripes(p, 0.3, False, u["phase"]), self._stripes(p, 0.3, True, u["phase"])
+            )
             self._paint(mask, _shade(c["upper_pat"], 0.85), grid)
+        if lab["LongCoat"]:
+            self._coat_details(mask)
         if lab["UpperLogo"]:
-            r = (0.038 + 0.025 * u["logo_size"]) * h * (0.8 if self.view == "Side" else 1.0)
-            lx = cx + lean * 0.6 + (self.s * self.sh * 0.3 if self.view == "Side" else 0.0)
-            ly = ys + (0.1 if self.view == "Back" else 0.085) * h
+            r = (0.05 + 0.025 * u["logo_size"]) * h * (0.8 if self.view == "Side" else 1.0)
+            lx = cx + lean * 0.6 + (self.s * self.sh * 0.5 if self.view == "Side" else 0.0)
+            ly = ys + (0.16 if self.view == "Back" else 0.085) * h  # below long hair at the back
             kind = int(u["logo_kind"] * 4)
             if kind == 0:
                 self.d.ellipse((lx - r, ly - r, lx + r, ly + r), fill=c["logo"])
@@ -299,9 +329,27 @@ class _Painter:
                     pts = [(lx, ly - r), (lx + r, ly), (lx, ly + r), (lx - r, ly)]
                 self.d.polygon(pts, fill=c["logo"])
 
-    def _box(self) -> tuple[float, float, float, float]:
+    def _coat_details(self, mask: Image.Image) -> None:
+        """Belt at the waist, plus the open front (inner clothes showing) or the back vent."""
+        h, cx, c = self.h, self.cx + self.lean * 0.3, self.c
+        belt = Image.new("L", self.img.size, 0)
+        ImageDraw.Draw(belt).rectangle(
+            (0, self.y_waist - 0.012 * h, self.img.width, self.y_waist + 0.012 * h), fill=255
+        )
+        self._paint(mask, _shade(c["upper"], 0.5), belt)
+        hem = self.y_knee + 0.03 * h
+        if self.view == "Front":
+            strip = [(cx - 0.012 * h, self.y_sh + 0.03 * h), (cx + 0.012 * h, self.y_sh + 0.03 * h),
+                     (cx + 0.035 * h, hem), (cx - 0.035 * h, hem)]  # fmt: skip
+            self._paint(mask, _contrast(c["upper2"], c["upper"], 90), self._mask([strip]))
+        elif self.view == "Back":
+            self.d.line(
+                ((cx, self.y_crotch), (cx, hem)), fill=_shade(c["upper"], 0.5), width=max(1, round(0.01 * h))
+            )
+
+    def _box(self) -> Box:
         h, u, ys = self.h, self.u, self.y_sh
-        bw, bh = (0.19 + 0.08 * u["box_size"]) * h, (0.1 + 0.05 * u["box_size"]) * h
+        bw, bh = (0.22 + 0.08 * u["box_size"]) * h, (0.12 + 0.05 * u["box_size"]) * h
         if self.view == "Side":
             x0 = self.cx + self.lean + self.s * self.sh * 0.6
             x1 = x0 + self.s * bw * 0.8
@@ -319,7 +367,13 @@ class _Painter:
             s, sx = self.s, self.cx + self.lean
             if hold:
                 box = self._box()
-                return [[(sx, ys), (sx + s * 0.03 * h, ys + 0.13 * h), (box[2] if s < 0 else box[0], ys + 0.17 * h)]]
+                return [
+                    [
+                        (sx, ys),
+                        (sx + s * 0.03 * h, ys + 0.13 * h),
+                        (box[2] if s < 0 else box[0], ys + 0.17 * h),
+                    ]
+                ]
             phi = math.radians(-25 + 50 * u["arm_a"])
             ex, ey = sx + s * math.sin(phi) * ul, ys + math.cos(phi) * ul
             phi2 = phi + math.radians(5 + 20 * u["arm_b"])
@@ -343,21 +397,31 @@ class _Painter:
     def arms(self, arms: list[list[Point]]) -> None:
         """Skin arms, then long or short sleeves (none = sleeveless top), then hands."""
         lab, c, aw = self.lab, self.c, self.arm_w
-        for pts in arms:
+        # UpperSplice colour-blocks the sleeves too: both with the yoke, one with the left/right split.
+        spliced = [
+            lab["UpperSplice"] and (self.u["splice_kind"] >= 0.5 or i == (self.s > 0)) for i in range(2)
+        ]
+        for i, pts in enumerate(arms):
+            # slightly darker than the torso (folds/shadow), so the arm stays visible against it
+            sleeve_col = _shade(c["upper2"] if spliced[i] and len(arms) == 2 else c["upper"], 0.85)
             self._limb(pts, aw, c["skin"])
             (x0, y0), (x1, y1) = pts[0], pts[1]
             if lab["LongSleeve"]:
-                sleeve = pts if len(pts) == 2 else [*pts[:2], (x1 + 0.85 * (pts[2][0] - x1), y1 + 0.85 * (pts[2][1] - y1))]
-                self._limb(sleeve, aw * 1.12, c["upper"])
+                sleeve = (
+                    pts
+                    if len(pts) == 2
+                    else [*pts[:2], (x1 + 0.85 * (pts[2][0] - x1), y1 + 0.85 * (pts[2][1] - y1))]
+                )
+                self._limb(sleeve, aw * 1.12, sleeve_col)
             elif lab["ShortSleeve"]:
-                self._limb([(x0, y0), (x0 + 0.55 * (x1 - x0), y0 + 0.55 * (y1 - y0))], aw * 1.3, c["upper"])
+                self._limb([(x0, y0), (x0 + 0.55 * (x1 - x0), y0 + 0.55 * (y1 - y0))], aw * 1.3, sleeve_col)
             if len(pts) == 3:
                 x, y, r = pts[2][0], pts[2][1], aw * 0.6
                 self.d.ellipse((x - r, y - r, x + r, y + r), fill=c["skin"])
 
     def head(self) -> None:
         """Neck, hair (long for most women; grey when old), face by view, glasses, hat."""
-        lab, u, c, h, s = self.lab, self.u, self.c, self.h, self.s
+        lab, c, h, s = self.lab, self.c, self.h, self.s
         hw, hh, ht, hx = self.head_w, self.head_h, self.top, self.cx + self.lean * 1.3
         neck = (hx - 0.2 * hw, ht + 0.8 * hh, hx + 0.2 * hw, self.y_sh + 0.01 * h)
         if self.view != "Back":
@@ -366,19 +430,28 @@ class _Painter:
         if self.view == "Back":
             self._long_hair(hx)
         side = self.view == "Side"
-        self.d.ellipse((hx - hw * (0.53 if side else 0.5), ht, hx + hw * (0.53 if side else 0.5), ht + hh), fill=self.hair)
+        self.d.ellipse(
+            (hx - hw * (0.53 if side else 0.5), ht, hx + hw * (0.53 if side else 0.5), ht + hh),
+            fill=self.hair,
+        )
         y_e, dark = ht + 0.56 * hh, (25, 20, 20)
         er = max(0.7, 0.055 * hw)
         if self.view == "Front":
             top = ht + (0.27 if self.long_hair else 0.22) * hh
             self.d.ellipse((hx - 0.42 * hw, top, hx + 0.42 * hw, ht + hh), fill=c["skin"])
             for k in (-1, 1):
-                self.d.ellipse((hx + k * 0.2 * hw - er, y_e - er, hx + k * 0.2 * hw + er, y_e + er), fill=dark)
+                self.d.ellipse(
+                    (hx + k * 0.2 * hw - er, y_e - er, hx + k * 0.2 * hw + er, y_e + er), fill=dark
+                )
             self.d.line(((hx - 0.1 * hw, ht + 0.8 * hh), (hx + 0.1 * hw, ht + 0.8 * hh)), fill=(150, 70, 70))
         elif side:
             fx = hx + s * 0.14 * hw
             self.d.ellipse((fx - 0.38 * hw, ht + 0.25 * hh, fx + 0.38 * hw, ht + hh), fill=c["skin"])
-            nose = [(hx + s * 0.42 * hw, ht + 0.5 * hh), (hx + s * 0.62 * hw, ht + 0.68 * hh), (hx + s * 0.42 * hw, ht + 0.74 * hh)]
+            nose = [
+                (hx + s * 0.42 * hw, ht + 0.5 * hh),
+                (hx + s * 0.62 * hw, ht + 0.68 * hh),
+                (hx + s * 0.42 * hw, ht + 0.74 * hh),
+            ]
             self.d.polygon(nose, fill=c["skin"])
             self.d.ellipse((hx + s * 0.3 * hw - er, y_e - er, hx + s * 0.3 * hw + er, y_e + er), fill=dark)
         if lab["Glasses"]:
@@ -396,14 +469,19 @@ class _Painter:
                     (hx - s * 0.05 * hw, yb)]  # fmt: skip
         else:
             a, b = (0.52, 0.62) if self.view == "Back" else (0.6, 0.7)
-            poly = [(hx - a * hw, ht + 0.38 * hh), (hx + a * hw, ht + 0.38 * hh), (hx + b * hw, yb), (hx - b * hw, yb)]
+            poly = [
+                (hx - a * hw, ht + 0.38 * hh),
+                (hx + a * hw, ht + 0.38 * hh),
+                (hx + b * hw, yb),
+                (hx - b * hw, yb),
+            ]
         self.d.polygon(poly, fill=self.hair)
 
     def _glasses(self, hx: float, y_e: float) -> None:
         hw, hh, s = self.head_w, self.head_h, self.s
         frame, lw = (18, 18, 22), max(1, round(0.07 * hw))
-        lens = (30, 30, 36) if self.u["sunglasses"] < 0.6 else (150, 175, 200)
-        rw, rh = max(1.2, 0.19 * hw), max(1.0, 0.12 * hh)
+        lens = (30, 30, 36) if self.u["sunglasses"] < 0.7 else (70, 90, 110)
+        rw, rh = max(1.5, 0.22 * hw), max(1.2, 0.14 * hh)
         if self.view == "Front":
             for k in (-1, 1):
                 ex = hx + k * 0.21 * hw
@@ -412,28 +490,41 @@ class _Painter:
         elif self.view == "Side":
             ex = hx + s * 0.38 * hw
             self.d.line(((ex, y_e), (hx - s * 0.15 * hw, y_e)), fill=frame, width=lw)
-            self.d.rectangle((ex - rw * 0.7, y_e - rh, ex + rw * 0.7, y_e + rh), fill=lens, outline=frame, width=lw)
+            self.d.rectangle(
+                (ex - rw * 0.7, y_e - rh, ex + rw * 0.7, y_e + rh), fill=lens, outline=frame, width=lw
+            )
         else:  # from behind only the temple tips show beside the head
             for k in (-1, 1):
                 self.d.line(((hx + k * 0.47 * hw, y_e), (hx + k * 0.56 * hw, y_e)), fill=frame, width=lw)
 
     def _hat(self, hx: float) -> None:
         hw, hh, ht, s = self.head_w, self.head_h, self.top, self.s
-        col = _contrast(self.c["hat"], self.hair, 60)
+        col = _contrast(self.c["hat"], self.hair, 100)
         kind = self.u["hat_kind"]
         if kind < 0.7:  # cap (with brim) or beanie
             low = 0.4 if kind < 0.45 else 0.5
-            self.d.chord((hx - 0.54 * hw, ht - 0.07 * hh, hx + 0.54 * hw, ht + 2 * low * hh), 180, 360, fill=col)
+            self.d.chord(
+                (hx - 0.57 * hw, ht - 0.14 * hh, hx + 0.57 * hw, ht + 2 * low * hh), 180, 360, fill=col
+            )
             if kind >= 0.45:
-                self.d.rectangle((hx - 0.54 * hw, ht + (low - 0.1) * hh, hx + 0.54 * hw, ht + low * hh), fill=_shade(col, 0.7))
+                self.d.rectangle(
+                    (hx - 0.57 * hw, ht + (low - 0.12) * hh, hx + 0.57 * hw, ht + low * hh),
+                    fill=_shade(col, 0.7),
+                )
             elif self.view == "Side":
                 x1 = hx + s * 0.95 * hw
-                self.d.rectangle((min(hx, x1), ht + 0.32 * hh, max(hx, x1), ht + 0.42 * hh), fill=_shade(col, 0.8))
+                self.d.rectangle(
+                    (min(hx, x1), ht + 0.32 * hh, max(hx, x1), ht + 0.42 * hh), fill=_shade(col, 0.8)
+                )
             elif self.view == "Front":
-                self.d.ellipse((hx - 0.56 * hw, ht + 0.3 * hh, hx + 0.56 * hw, ht + 0.46 * hh), fill=_shade(col, 0.8))
+                self.d.ellipse(
+                    (hx - 0.56 * hw, ht + 0.3 * hh, hx + 0.56 * hw, ht + 0.46 * hh), fill=_shade(col, 0.8)
+                )
         else:  # brimmed hat
-            self.d.rectangle((hx - 0.38 * hw, ht - 0.2 * hh, hx + 0.38 * hw, ht + 0.32 * hh), fill=col)
-            self.d.ellipse((hx - 0.85 * hw, ht + 0.2 * hh, hx + 0.85 * hw, ht + 0.42 * hh), fill=_shade(col, 0.85))
+            self.d.rectangle((hx - 0.4 * hw, ht - 0.28 * hh, hx + 0.4 * hw, ht + 0.32 * hh), fill=col)
+            self.d.ellipse(
+                (hx - 0.85 * hw, ht + 0.2 * hh, hx + 0.85 * hw, ht + 0.42 * hh), fill=_shade(col, 0.85)
+            )
 
     # ----------------------------------------------------------------- carried things
     def shoulder_bag(self) -> None:
@@ -442,28 +533,38 @@ class _Painter:
         if self.view == "Side":
             top, bx = (self.cx + self.lean, self.y_sh - 0.005 * h), self.cx - self.s * (self.hip + 0.02 * h)
         else:
-            top, bx = (self.cx + k * self.sh * 0.55, self.y_sh - 0.005 * h), self.cx - k * (self.hip + 0.03 * h)
+            top, bx = (
+                (self.cx + k * self.sh * 0.55, self.y_sh - 0.005 * h),
+                self.cx - k * (self.hip + 0.03 * h),
+            )
         by = self.y_waist + 0.05 * h
         bw, bh = (0.1 + 0.04 * u["bag_size"]) * h, (0.075 + 0.03 * u["bag_size"]) * h
         self.d.line((top, (bx, by - bh / 2)), fill=c["strap"], width=max(2, round(0.02 * h)))
         bag = _contrast(c["sbag"], c["lower"], 50)
-        self.d.rectangle((bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2), fill=bag, outline=_shade(bag, 0.6))
+        self.d.rectangle(
+            (bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2), fill=bag, outline=_shade(bag, 0.6)
+        )
 
     def backpack(self) -> None:
         h, u, c, cx, ys = self.h, self.u, self.c, self.cx, self.y_sh
         ph = (0.22 + 0.06 * u["pack_size"]) * h
-        strap_w = max(2, round(0.028 * h))
+        strap_w = max(2, round(0.034 * h))
         if self.view == "Back":
             pw = self.sh * (0.65 + 0.15 * u["pack_size"])
             self.d.rounded_rectangle((cx - pw, ys - 0.015 * h, cx + pw, ys + ph), radius=0.03 * h, fill=c["pack"],
                                      outline=_shade(c["pack"], 0.6))  # fmt: skip
-            self.d.rectangle((cx - pw * 0.7, ys + ph * 0.55, cx + pw * 0.7, ys + ph * 0.92), fill=_shade(c["pack"], 0.75))
+            self.d.rectangle(
+                (cx - pw * 0.7, ys + ph * 0.55, cx + pw * 0.7, ys + ph * 0.92), fill=_shade(c["pack"], 0.75)
+            )
         elif self.view == "Side":
             s, x0 = self.s, cx + self.lean - self.s * self.sh * 0.9
             x1 = x0 - s * (0.08 + 0.04 * u["pack_size"]) * h
             self.d.rounded_rectangle((min(x0, x1), ys - 0.01 * h, max(x0, x1), ys + ph), radius=0.02 * h,
                                      fill=c["pack"], outline=_shade(c["pack"], 0.6))  # fmt: skip
-            strap = ((cx + self.lean - s * 0.2 * self.sh, ys - 0.005 * h), (cx + self.lean + s * 0.6 * self.sh, ys + 0.15 * h))
+            strap = (
+                (cx + self.lean - s * 0.2 * self.sh, ys - 0.005 * h),
+                (cx + self.lean + s * 0.6 * self.sh, ys + 0.15 * h),
+            )
             self.d.line(strap, fill=c["pack_strap"], width=strap_w)
         else:
             for k in (-1, 1):
@@ -477,7 +578,7 @@ class _Painter:
                                  fill=self.c["pack"])  # fmt: skip
 
     def box(self) -> None:
-        col = _contrast(self.c["box"], self.c["upper"], 50)
+        col = _contrast(self.c["box"], self.c["upper"], 80)
         self.d.rectangle(self._box(), fill=col, outline=_shade(col, 0.6), width=max(1, round(0.008 * self.h)))
 
     def hand_bag(self, arms: list[list[Point]]) -> None:
@@ -485,12 +586,19 @@ class _Painter:
         pts = arms[0] if len(arms) == 1 or u["bag_side"] < 0.5 else arms[1]
         ax, ay = pts[1] if self.lab["HoldObjectsInFront"] or len(pts) == 2 else pts[2]
         o = 1.0 if ax >= self.cx else -1.0
-        bw, bh = (0.09 + 0.05 * u["bag_size"]) * h, (0.075 + 0.04 * u["bag_size"]) * h
+        bw, bh = (0.12 + 0.05 * u["bag_size"]) * h, (0.1 + 0.04 * u["bag_size"]) * h
         bx, top = ax + o * 0.012 * h, ay + 0.03 * h
-        col = _contrast(self.c["bag"], self.c["lower"], 50)
+        col = _contrast(self.c["bag"], self.c["lower"], 80)
         for dx in (-0.3, 0.3):
-            self.d.line(((ax, ay), (bx + dx * bw, top)), fill=_shade(col, 0.6), width=max(1, round(0.012 * h)))
-        body = [(bx - bw * 0.42, top), (bx + bw * 0.42, top), (bx + bw / 2, top + bh), (bx - bw / 2, top + bh)]
+            self.d.line(
+                ((ax, ay), (bx + dx * bw, top)), fill=_shade(col, 0.6), width=max(1, round(0.012 * h))
+            )
+        body = [
+            (bx - bw * 0.42, top),
+            (bx + bw * 0.42, top),
+            (bx + bw / 2, top + bh),
+            (bx - bw / 2, top + bh),
+        ]
         self.d.polygon(body, fill=col, outline=_shade(col, 0.6))
 
     def paint(self) -> None:
@@ -551,6 +659,7 @@ def _occlude(img: Image.Image, lay: FigureLayout, rng: np.random.Generator, diff
     w, h = img.size
     col = _colour(rng.random(4))
     kind, fig_w = int(r[1] * 3), lay.right - lay.left
+    box: Box
     if kind == 0:  # pole/other person at one side
         cover = (0.2 + 0.3 * r[2]) * fig_w
         y0 = lay.y(0.6 * r[4]) if r[5] < 0.5 else 0
@@ -574,13 +683,15 @@ def _camera(img: Image.Image, rng: np.random.Generator, difficulty: float) -> Im
     arr = np.asarray(img, dtype=np.float32)
     gain, bias = 1 + difficulty * (r[0] - 0.5) * 0.5, difficulty * (r[1] - 0.5) * 50
     arr = arr * gain + bias + difficulty * (r[2:5] - 0.5) * 24
-    arr += rng.standard_normal(arr.shape, dtype=np.float32) * (difficulty * (1 + 5 * r[5]))
+    arr += rng.standard_normal(arr.shape, dtype=np.float32) * (difficulty * (1 + 4 * r[5]))
     img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB")
-    if r[6] < 0.3 * difficulty:
-        f = 0.5 + 0.3 * r[7]
-        small = img.resize((max(8, round(img.width * f)), max(8, round(img.height * f))), Image.BILINEAR)
-        img = small.resize(img.size, Image.BILINEAR)
-    radius = float(difficulty * (0.2 + 0.6 * r[8]))
+    if r[6] < 0.25 * difficulty:
+        f = 0.6 + 0.3 * r[7]
+        small = img.resize(
+            (max(8, round(img.width * f)), max(8, round(img.height * f))), Image.Resampling.BILINEAR
+        )
+        img = small.resize(img.size, Image.Resampling.BILINEAR)
+    radius = float(difficulty * (0.15 + 0.5 * r[8]))
     return img.filter(ImageFilter.GaussianBlur(radius)) if radius > 0.05 else img
 
 

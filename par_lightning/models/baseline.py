@@ -29,8 +29,15 @@ class StrongBaseline(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, pretrained_path, **(backbone_kwargs or {}))
-        self.classifier = nn.Linear(self.backbone.num_features, num_attributes)
+        self.classifier = nn.Linear(self._feature_dim(self.backbone), num_attributes)
         self.logit_bn: nn.Module = nn.BatchNorm1d(num_attributes) if bn_head else nn.Identity()
+
+    @staticmethod
+    def _feature_dim(backbone: nn.Module) -> int:
+        dim = getattr(backbone, "num_features", None)
+        if not isinstance(dim, int):
+            raise TypeError(f"{type(backbone).__name__} has no integer `num_features`; is it a timm model?")
+        return dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)  # (B, C)
