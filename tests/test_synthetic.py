@@ -62,6 +62,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_annotation_matches_spec(generated: Path) -> None:
     assert [name for name, _, _ in scipy.io.whosmat(generated / "annotation.mat")] == VARIABLES
     mat = scipy.io.loadmat(generated / "annotation.mat")
+    assert b"synthetic PA-100K" in mat["__header__"] and b"seed 3" in mat["__header__"]
     assert mat["attributes"].shape == (26, 1)
     assert [mat["attributes"][j][0][0] for j in range(26)] == list(PA100K_ATTRIBUTES)
     names: list[str] = []
