@@ -34,6 +34,7 @@ PA100K_ATTRIBUTES: tuple[str, ...] = (
 
 # Approximate PA-100K trainval positive ratios (raw order). The synthetic generator samples
 # labels to match these; they are targets for realism, not values any loader relies on.
+# fmt: off
 PA100K_POSITIVE_RATIOS: tuple[float, ...] = (
     0.460, 0.013, 0.924, 0.062,  # Female, AgeOver60, Age18-60, AgeLess18
     0.353, 0.295, 0.353,  # Front, Side, Back
@@ -44,6 +45,7 @@ PA100K_POSITIVE_RATIOS: tuple[float, ...] = (
     0.122, 0.089, 0.030,  # LowerStripe, LowerPattern, LongCoat
     0.583, 0.164, 0.112, 0.0064,  # Trousers, Shorts, Skirt&Dress, boots
 )
+# fmt: on
 
 # Mutually exclusive groups (indices into PA100K_ATTRIBUTES): at most one positive per row.
 PA100K_EXCLUSIVE_GROUPS: tuple[tuple[int, ...], ...] = (

@@ -91,7 +91,7 @@ class PARModule(L.LightningModule):
             arch, num_attributes=num_attributes, backbone=backbone, **(model_kwargs or {})
         )
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
+        self.model.to(memory_format=self.memory_format)
         self.attribute_names = list(attribute_names or [f"attr{j}" for j in range(num_attributes)])
         self.criterion = WeightedBCELoss(
             pos_ratios=None if loss == "bce" else pos_ratios, variant="alm" if loss == "alm" else "deepmar"

@@ -175,7 +175,9 @@ def test_dataloaders_yield_normalised_batches(tiny):
     assert targets.shape == (4, 26) and targets.dtype == torch.float32
     assert images.min() < 0  # normalised, not [0, 1]
     train_loader = dm.train_dataloader()
-    assert len(train_loader.dataset) == 12 and train_loader.drop_last  # a last batch of 1 would break BatchNorm
+    assert (
+        len(train_loader.dataset) == 12 and train_loader.drop_last
+    )  # a last batch of 1 would break BatchNorm
     val = list(dm.val_dataloader())
     assert [b[0].shape[0] for b in val] == [3, 1]
     np.testing.assert_array_equal(torch.cat([b[1] for b in val]).numpy(), tiny.labels["val"])
