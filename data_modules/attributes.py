@@ -54,3 +54,42 @@ PA100K_EXCLUSIVE_GROUPS: tuple[tuple[int, ...], ...] = (
     (13, 14),  # sleeves
     (22, 23, 24),  # lower-body garment
 )
+
+# PETA `PETA.mat` `attribute` cell, first 35 entries (the evaluated attributes, raw order; spec §1.3).
+PETA_EVAL_ATTRIBUTES: tuple[str, ...] = (
+    "personalLess30",
+    "personalLess45",
+    "personalLess60",
+    "personalLarger60",
+    "carryingBackpack",
+    "carryingOther",
+    "lowerBodyCasual",
+    "upperBodyCasual",
+    "lowerBodyFormal",
+    "upperBodyFormal",
+    "accessoryHat",
+    "upperBodyJacket",
+    "lowerBodyJeans",
+    "footwearLeatherShoes",
+    "upperBodyLogo",
+    "hairLong",
+    "personalMale",
+    "carryingMessengerBag",
+    "accessoryMuffler",
+    "accessoryNothing",
+    "carryingNothing",
+    "upperBodyPlaid",
+    "carryingPlasticBags",
+    "footwearSandals",
+    "footwearShoes",
+    "lowerBodyShorts",
+    "upperBodyShortSleeve",
+    "lowerBodyShortSkirt",
+    "footwearSneaker",
+    "upperBodyThinStripes",
+    "accessorySunglasses",
+    "lowerBodyTrousers",
+    "upperBodyTshirt",
+    "upperBodyOther",
+    "upperBodyVNeck",
+)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -98,7 +99,7 @@ class PA100KDataModule(PARDataModule):
         synth_num_images: images to synthesize.
         synth_seed: generator seed.
         synth_difficulty: generator difficulty (see the generator).
-        **base args**: see :class:`PARDataModule`.
+        kwargs: the shared options of :class:`PARDataModule` (batch size, input size, splits, ...).
     """
 
     def __init__(
@@ -110,37 +111,9 @@ class PA100KDataModule(PARDataModule):
         synth_num_images: int = 10_000,
         synth_seed: int = 0,
         synth_difficulty: float = 1.0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 2,
-        height: int = 256,
-        width: int = 128,
-        pad: int = 10,
-        hflip: bool = True,
-        pin_memory: bool | None = None,
-        train_split: str = "train",
-        val_split: str = "val",
-        test_split: str = "test",
-        predict_split: str = "test",
-        check_images: bool = True,
-        skip_corrupt: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            height=height,
-            width=width,
-            pad=pad,
-            hflip=hflip,
-            pin_memory=pin_memory,
-            train_split=train_split,
-            val_split=val_split,
-            test_split=test_split,
-            predict_split=predict_split,
-            check_images=check_images,
-            skip_corrupt=skip_corrupt,
-        )
+        super().__init__(**kwargs)
         if synth_num_images < 1:
             raise ValueError(f"PA100KDataModule: synth_num_images must be >= 1, got {synth_num_images}")
         self.root = Path(root)

@@ -6,6 +6,7 @@ varied small sizes. Tests corrupt it on purpose through ``overrides`` / ``drop``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from data_modules.attributes import PA100K_ATTRIBUTES
 __all__ = ["TinyPA100K", "cell", "write_pa100k"]
 
 
-def cell(strings: list[str] | tuple[str, ...]) -> np.ndarray:
-    """An N×1 MATLAB cell of strings as ``savemat`` expects it (object array of ``str``)."""
-    out = np.empty((len(strings), 1), dtype=object)
-    for i, s in enumerate(strings):
-        out[i, 0] = s
-    return out
+def cell(items: Sequence[Any], shape: tuple[int, int] | None = None) -> np.ndarray:
+    """An N×1 (or ``shape``) MATLAB cell as ``savemat`` expects it: an object array of ``str`` or ``dict``
+    (struct) elements."""
+    out = np.empty((len(items), 1), dtype=object)
+    for i, item in enumerate(items):
+        out[i, 0] = item
+    return out.reshape(shape) if shape else out
 
 
 @dataclass
