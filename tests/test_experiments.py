@@ -44,3 +44,39 @@ def test_override_files_compose_with_quickstart(override: Path, tmp_path: Path) 
         run=False,
     )  # fmt: skip
     assert cli.trainer is not None
+
+
+@pytest.mark.parametrize(
+    ("data_class", "extra", "num_attributes"),
+    [
+        ("data_modules.PETADataModule", [], 35),
+        ("data_modules.RAPDataModule", ["--data.init_args.version", "1"], 51),
+        ("data_modules.RAPDataModule", ["--data.init_args.version", "2"], 54),
+    ],
+    ids=["peta", "rap1", "rap2"],
+)
+def test_baseline_config_runs_on_other_datasets(
+    data_class: str, extra: list[str], num_attributes: int, tmp_path: Path
+) -> None:
+    """The README's recipe: the PA-100K baseline config with ``--data`` pointing at another dataset."""
+    from tests.helpers_peta import write_peta
+    from tests.helpers_rap import write_rap_v1, write_rap_v2
+
+    root = tmp_path / "dataset"
+    writer = {"PETADataModule": write_peta, "1": write_rap_v1, "2": write_rap_v2}[
+        extra[-1] if extra else "PETADataModule"
+    ]
+    writer(root)
+    cli = build_cli(
+        [
+            "--config", str(EXPERIMENTS / "baseline_pa100k.yaml"),
+            "--data", data_class,
+            "--data.init_args.root", str(root),
+            *extra,
+            "--trainer.default_root_dir", str(tmp_path / "run"),
+            "--trainer.logger", "false",
+        ],
+        run=False,
+    )  # fmt: skip
+    assert type(cli.datamodule).__name__ == data_class.split(".")[-1]
+    assert cli.model.hparams.num_attributes == num_attributes == len(cli.model.attribute_names)
