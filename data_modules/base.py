@@ -104,6 +104,20 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         self._checked: dict[str, SplitData] = {}  # split name -> data after image checks
         self.datasets: dict[str, PARImageDataset] = {}  # role -> dataset, filled by setup()
 
+    def _use_test_for_missing_val(self, has_val: bool) -> None:
+        """Without a ``val`` split, point every role set to ``"val"`` at ``"test"`` (logged).
+
+        The standard protocol for datasets without a validation split (RAP v1, the ALM label lists) is to
+        validate on test; storing ``val = test`` instead would leak test into ``trainval``.
+        """
+        if has_val:
+            return
+        redirected = [role for role, split in self.splits.items() if split == "val"]
+        for role in redirected:
+            self.splits[role] = "test"
+        if redirected:
+            log.info("%s: no val split; using 'test' for %s", type(self).__name__, redirected)
+
     @abc.abstractmethod
     def _parse(self) -> PARAnnotation:
         """Locate (or synthesize) the dataset files and parse them; called once, lazily."""

@@ -20,6 +20,7 @@ from data_modules.annotation import PARAnnotation
 from data_modules.attributes import PA100K_ATTRIBUTES
 from data_modules.base import PARDataModule
 from data_modules.errors import DatasetFormatError, DatasetNotFoundError
+from data_modules.label_list import parse_label_lists, resolve_label_lists
 from data_modules.matfile import cell_strings, label_matrix, load_mat
 
 __all__ = ["PA100KDataModule", "parse_pa100k"]
@@ -99,6 +100,11 @@ class PA100KDataModule(PARDataModule):
         synth_num_images: images to synthesize.
         synth_seed: generator seed.
         synth_difficulty: generator difficulty (see the generator).
+        label_lists: split name → ALM-style label list (spec §6, e.g.
+            ``{"train": "train_val.txt", "test": "test.txt"}``; relative paths are resolved against
+            ``root``) to read instead of ``annotation.mat``. Image paths in the lists are relative to
+            ``image_dir`` if given, else ``root``. Without a ``val`` list, ``*_split="val"`` is redirected
+            to ``"test"`` (logged).
         kwargs: the shared options of :class:`PARDataModule` (batch size, input size, splits, ...).
     """
 
@@ -111,6 +117,7 @@ class PA100KDataModule(PARDataModule):
         synth_num_images: int = 10_000,
         synth_seed: int = 0,
         synth_difficulty: float = 1.0,
+        label_lists: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,12 +132,27 @@ class PA100KDataModule(PARDataModule):
             synth_seed,
             synth_difficulty,
         )
+        self.label_lists = dict(label_lists) if label_lists else None
+        if self.label_lists is not None:
+            if synthesize:
+                raise ValueError(
+                    "PA100KDataModule: synthesize writes annotation.mat, which label_lists mode does not read; "
+                    "set only one of them"
+                )
+            self._use_test_for_missing_val("val" in self.label_lists)
 
     def prepare_data(self) -> None:
         """Synthesize the data if requested and absent (rank 0; the generator is lock-protected anyway)."""
-        self._locate()
+        if self.label_lists is None:
+            self._locate()
 
     def _parse(self) -> PARAnnotation:
+        if self.label_lists is not None:
+            return parse_label_lists(
+                resolve_label_lists(self.label_lists, self.root),
+                image_root=self.image_dir if self.image_dir is not None else self.root,
+                attribute_names=PA100K_ATTRIBUTES,
+            )
         annotation_path, image_dir = self._locate()
         return parse_pa100k(annotation_path, image_dir)
 

@@ -25,6 +25,7 @@ from data_modules.annotation import PARAnnotation
 from data_modules.attributes import PETA_EVAL_ATTRIBUTES
 from data_modules.base import PARDataModule
 from data_modules.errors import DatasetFormatError, DatasetNotFoundError
+from data_modules.label_list import parse_label_lists, resolve_label_lists
 from data_modules.matfile import cell_strings, describe, index_vector, label_matrix, load_mat, struct_field
 
 __all__ = ["PETADataModule", "parse_peta"]
@@ -225,6 +226,11 @@ class PETADataModule(PARDataModule):
         image_dir: explicit image folder (default ``<root>/images``).
         partition: which of the file's random partitions to use (0-based; standard: 0).
         attributes: ``"eval"`` (the 35 standard attributes) or ``"all"`` (all 105 columns).
+        label_lists: split name → ALM-style label list (spec §6, e.g.
+            ``{"train": "PETA_train_list.txt", "test": "PETA_test_list.txt"}``; relative paths are resolved
+            against ``root``) to read instead of ``PETA.mat`` (35 evaluated attributes; ``partition`` and
+            ``mat_path`` unused). Image paths in the lists (``PETA_dataset/<subset>/archive/<file>``) are
+            relative to ``root``. Without a ``val`` list, ``*_split="val"`` is redirected to ``"test"``.
         kwargs: the shared options of :class:`PARDataModule` (batch size, input size, splits, ...).
     """
 
@@ -235,6 +241,7 @@ class PETADataModule(PARDataModule):
         image_dir: str | None = None,
         partition: int = 0,
         attributes: str = "eval",
+        label_lists: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -247,8 +254,22 @@ class PETADataModule(PARDataModule):
         self.image_dir = Path(image_dir) if image_dir else self.root / IMAGE_DIR_NAME
         self.partition = partition
         self.attributes = attributes
+        self.label_lists = dict(label_lists) if label_lists else None
+        if self.label_lists is not None:
+            if attributes != "eval":
+                raise ValueError(
+                    f"PETADataModule: attributes={attributes!r} with label_lists; the ALM PETA lists carry "
+                    "only the 35 evaluated attributes, use attributes='eval'"
+                )
+            self._use_test_for_missing_val("val" in self.label_lists)
 
     def _parse(self) -> PARAnnotation:
+        if self.label_lists is not None:
+            return parse_label_lists(
+                resolve_label_lists(self.label_lists, self.root),
+                image_root=self.root,
+                attribute_names=PETA_EVAL_ATTRIBUTES,
+            )
         mat_path, image_dir = self._locate()
         return parse_peta(mat_path, image_dir, partition=self.partition, attributes=self.attributes)  # type: ignore[arg-type]
 

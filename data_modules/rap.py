@@ -32,6 +32,7 @@ import scipy.io
 from data_modules.annotation import PARAnnotation
 from data_modules.base import PARDataModule
 from data_modules.errors import DatasetFormatError, DatasetNotFoundError
+from data_modules.label_list import parse_label_lists, resolve_label_lists
 from data_modules.matfile import cell_strings, describe, index_vector, int_matrix, label_matrix, load_mat
 
 __all__ = [
@@ -410,6 +411,11 @@ class RAPDataModule(PARDataModule):
             no ``val`` split, and any ``*_split="val"`` is redirected to ``"test"`` (logged), the standard
             protocol; ``trainval`` is then ``train``.
         val_seed: seed of the val carve-out.
+        label_lists: RAP v1 only: split name → ALM-style label list (spec §6, e.g.
+            ``{"train": "train.txt", "test": "test.txt"}``; relative paths are resolved against ``root``)
+            to read instead of the ``.mat`` file. Image paths in the lists are relative to ``image_dir``
+            if given, else ``root``; value 2 in a list follows ``uncertain``. Without a ``val`` list,
+            ``*_split="val"`` is redirected to ``"test"`` (logged).
         kwargs: the shared options of :class:`PARDataModule` (batch size, input size, splits, ...).
     """
 
@@ -423,6 +429,7 @@ class RAPDataModule(PARDataModule):
         uncertain: str = "negative",
         val_fraction: float = 0.0,
         val_seed: int = 0,
+        label_lists: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -443,16 +450,30 @@ class RAPDataModule(PARDataModule):
         self.image_dir = Path(image_dir) if image_dir else None
         self.partition, self.uncertain = partition, uncertain
         self.val_fraction, self.val_seed = val_fraction, val_seed
-        if version == 1 and val_fraction == 0:
-            redirected = [role for role, split in self.splits.items() if split == "val"]
-            for role in redirected:
-                self.splits[role] = "test"
-            if redirected:
-                log.info(
-                    "RAPDataModule: RAP v1 has no val split (val_fraction=0); using 'test' for %s", redirected
+        self.label_lists = dict(label_lists) if label_lists else None
+        if self.label_lists is not None:
+            if version != 1:
+                raise ValueError(
+                    "RAPDataModule: label_lists needs version=1; ALM has no RAP v2 label list (spec §6)"
                 )
+            if val_fraction > 0:
+                raise ValueError(
+                    "RAPDataModule: val_fraction does not apply to label_lists; pass a 'val' list"
+                )
+            self._use_test_for_missing_val("val" in self.label_lists)
+        else:
+            self._use_test_for_missing_val(version == 2 or val_fraction > 0)
 
     def _parse(self) -> PARAnnotation:
+        if self.label_lists is not None:
+            ann = parse_label_lists(
+                resolve_label_lists(self.label_lists, self.root),
+                image_root=self.image_dir if self.image_dir is not None else self.root,
+                attribute_names=RAP1_EVAL_ATTRIBUTES,
+                allowed=(0, 1, 2),
+            )
+            labels = {s: _apply_uncertain(y, self.uncertain) for s, y in ann.labels.items()}
+            return PARAnnotation(ann.attribute_names, dict(ann.image_paths), labels, ann.source)
         mat_path, image_dir = self._locate()
         if self.version == 1:
             return parse_rap_v1(

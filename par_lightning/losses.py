@@ -118,7 +118,7 @@ class WeightedBCELoss(nn.Module):
     checkpoints (they are data-derived and recomputed by the datamodule).
 
     Args:
-        pos_ratios: training positive ratio of each attribute, each strictly in (0, 1); ``None`` → unweighted.
+        pos_ratios: training positive ratio of each attribute, each in [0, 1] (0 or 1 when an attribute never or always occurs in training; the weights stay finite); ``None`` → unweighted.
         variant: ``"deepmar"`` (default) or ``"alm"``.
     """
 
@@ -136,8 +136,8 @@ class WeightedBCELoss(nn.Module):
                     f"pos_ratios must be a non-empty 1-D sequence, got shape {list(ratios.shape)}"
                 )
             for j, value in enumerate(ratios.tolist()):
-                if not 0.0 < value < 1.0:
-                    raise ValueError(f"pos_ratios[{j}] = {value!r} is outside the open interval (0, 1)")
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"pos_ratios[{j}] = {value!r} is outside [0, 1]")
         self.register_buffer("pos_ratios", ratios, persistent=False)
 
     def forward(self, logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:

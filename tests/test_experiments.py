@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from lightning.pytorch import LightningDataModule, LightningModule
 
 from par_lightning.cli import build_cli
@@ -15,18 +16,35 @@ MAIN_CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml"))
 OVERRIDES = sorted(p for p in EXPERIMENTS.glob("*/*.yaml") if p.parent.name != "cluster")
 
 
+def write_dataset_for(config: Path, root: Path) -> None:
+    """A tiny dataset in the format the config's DataModule reads (synthetic configs generate their own)."""
+    from tests.helpers_peta import write_peta
+    from tests.helpers_rap import write_rap_v1, write_rap_v2
+
+    data = yaml.safe_load(config.read_text())["data"]
+    name = data["class_path"].rsplit(".", 1)[-1]
+    version = data.get("init_args", {}).get("version", 1)
+    writers = {"PA100KDataModule": write_pa100k, "PETADataModule": write_peta}
+    writer = writers.get(name) or (write_rap_v1 if version == 1 else write_rap_v2)
+    writer(root)
+
+
 @pytest.mark.parametrize("config", MAIN_CONFIGS, ids=lambda p: p.name)
 def test_experiment_instantiates(config: Path, tmp_path: Path) -> None:
-    data = write_pa100k(tmp_path / "pa100k", sizes=(8, 4, 4))
-    cli = build_cli(
-        [
-            "--config", str(config),
-            "--data.init_args.root", str(data.root),
-            "--trainer.default_root_dir", str(tmp_path / "run"),
-            "--trainer.logger", "false",
-        ],
-        run=False,
-    )  # fmt: skip
+    args = [
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--trainer.logger",
+        "false",
+    ]
+    if "synthetic" in config.name or config.name == "quickstart.yaml":
+        args += ["--data.init_args.root", str(tmp_path / "synth"), "--data.init_args.synth_num_images", "40"]
+    else:
+        write_dataset_for(config, tmp_path / "dataset")
+        args += ["--data.init_args.root", str(tmp_path / "dataset")]
+    cli = build_cli(args, run=False)
     assert isinstance(cli.model, LightningModule) and isinstance(cli.datamodule, LightningDataModule)
     assert cli.model.hparams.num_attributes == cli.datamodule.num_attributes
 

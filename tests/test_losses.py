@@ -149,9 +149,9 @@ def test_invalid_variant_lists_choices() -> None:
 @pytest.mark.parametrize(
     ("ratios", "pattern"),
     [
-        ([0.2, 0.0, 0.5], r"pos_ratios\[1\] = 0\.0"),
-        ([0.2, 0.5, 1.0], r"pos_ratios\[2\] = 1\.0"),
-        ([1.5], r"pos_ratios\[0\] = 1\.5 is outside the open interval \(0, 1\)"),
+        ([0.2, -0.1, 0.5], r"pos_ratios\[1\] = -0\.1"),
+        ([0.2, 0.5, 2.0], r"pos_ratios\[2\] = 2\.0"),
+        ([1.5], r"pos_ratios\[0\] = 1\.5 is outside \[0, 1\]"),
         ([0.3, float("nan")], r"pos_ratios\[1\] = nan"),
         ([[0.1, 0.2]], "1-D"),
     ],
