@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['workers_for_target']} workers to feed a GPU at {TARGET_GPU_IMAGES_PER_S} images/s")  # fmt: skip
     print(f"note: {note}")
 
+    info["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)  # the machine is shared: check for contention
     result = {
         "benchmark": "data_loading",
         "datamodule": "data_modules.PA100KDataModule (train dataset, synthetic PA-100K-format data, seed 0)",

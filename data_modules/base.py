@@ -10,9 +10,13 @@ from __future__ import annotations
 import abc
 import logging
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from data_modules.annotation import PARAnnotation, SplitData
@@ -117,6 +121,18 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
             self.splits[role] = "test"
         if redirected:
             log.info("%s: no val split; using 'test' for %s", type(self).__name__, redirected)
+
+    @staticmethod
+    def _synthesize(dataset: str, root: Path, synthesize_fn: Callable[..., Path], **options: Any) -> None:
+        """Generate a synthetic set in ``dataset``'s format at ``root``, saying so loudly (never silent)."""
+        settings = ", ".join(f"{k}={v}" for k, v in options.items())
+        msg = (
+            f"{dataset} annotation not found under {root}: synthesizing a SYNTHETIC {dataset}-format set there "
+            f"({settings})"
+        )
+        log.info(msg)
+        rank_zero_info(msg)
+        synthesize_fn(root, **options)
 
     @abc.abstractmethod
     def _parse(self) -> PARAnnotation:

@@ -14,8 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_info
-
 from data_modules.annotation import PARAnnotation
 from data_modules.attributes import PA100K_ATTRIBUTES
 from data_modules.base import PARDataModule
@@ -207,14 +205,10 @@ class PA100KDataModule(PARDataModule):
     def _run_synthesis(self) -> None:
         from data_modules.synthetic import synthesize_pa100k  # lazy: heavy, and only needed here
 
-        msg = (
-            f"PA-100K annotation not found under {self.root}: synthesizing a SYNTHETIC PA-100K-format set there "
-            f"(num_images={self.synth_num_images}, seed={self.synth_seed}, difficulty={self.synth_difficulty})"
-        )
-        log.info(msg)
-        rank_zero_info(msg)
-        synthesize_pa100k(
+        self._synthesize(
+            "PA-100K",
             self.root,
+            synthesize_pa100k,
             num_images=self.synth_num_images,
             seed=self.synth_seed,
             difficulty=self.synth_difficulty,

@@ -231,6 +231,11 @@ class PETADataModule(PARDataModule):
             against ``root``) to read instead of ``PETA.mat`` (35 evaluated attributes; ``partition`` and
             ``mat_path`` unused). Image paths in the lists (``PETA_dataset/<subset>/archive/<file>``) are
             relative to ``root``. Without a ``val`` list, ``*_split="val"`` is redirected to ``"test"``.
+        synthesize: if ``PETA.mat`` is missing, first generate a synthetic PETA-format set in ``root``
+            (``data_modules.synthetic.synthesize_peta``); logged, never silent.
+        synth_num_images: images to synthesize.
+        synth_seed: generator seed.
+        synth_difficulty: generator clutter/occlusion/noise scale.
         kwargs: the shared options of :class:`PARDataModule` (batch size, input size, splits, ...).
     """
 
@@ -242,9 +247,19 @@ class PETADataModule(PARDataModule):
         partition: int = 0,
         attributes: str = "eval",
         label_lists: dict[str, str] | None = None,
+        synthesize: bool = False,
+        synth_num_images: int = 2000,
+        synth_seed: int = 0,
+        synth_difficulty: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.synthesize = synthesize
+        self.synth_options = {
+            "num_images": synth_num_images,
+            "seed": synth_seed,
+            "difficulty": synth_difficulty,
+        }
         if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
             raise ValueError(f"PETADataModule: partition must be an integer >= 0, got {partition!r}")
         if attributes not in ATTRIBUTE_MODES:
@@ -278,6 +293,10 @@ class PETADataModule(PARDataModule):
             f"expected the DeepMAR PETA layout {self.root}/{MAT_NAME} + {self.root}/{IMAGE_DIR_NAME}/00001.png ... "
             "19000.png, or pass mat_path/image_dir explicitly"
         )
+        if self.synthesize and not self.mat_path.is_file() and self.mat_path == self.root / MAT_NAME:
+            from data_modules.synthetic import synthesize_peta  # lazy: only needed here
+
+            self._synthesize("PETA", self.root, synthesize_peta, **self.synth_options)
         if not self.mat_path.is_file():
             if not self.root.exists() and self.mat_path == self.root / MAT_NAME:
                 what = f"PETA root {self.root} does not exist"

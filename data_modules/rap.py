@@ -416,6 +416,11 @@ class RAPDataModule(PARDataModule):
             to read instead of the ``.mat`` file. Image paths in the lists are relative to ``image_dir``
             if given, else ``root``; value 2 in a list follows ``uncertain``. Without a ``val`` list,
             ``*_split="val"`` is redirected to ``"test"`` (logged).
+        synthesize: if no annotation is found in ``root``, first generate a synthetic RAP v``version`` set
+            there (``data_modules.synthetic.synthesize_rap``); logged, never silent.
+        synth_num_images: images to synthesize.
+        synth_seed: generator seed.
+        synth_difficulty: generator clutter/occlusion/noise scale.
         kwargs: the shared options of :class:`PARDataModule` (batch size, input size, splits, ...).
     """
 
@@ -430,9 +435,19 @@ class RAPDataModule(PARDataModule):
         val_fraction: float = 0.0,
         val_seed: int = 0,
         label_lists: dict[str, str] | None = None,
+        synthesize: bool = False,
+        synth_num_images: int = 2000,
+        synth_seed: int = 0,
+        synth_difficulty: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.synthesize = synthesize
+        self.synth_options = {
+            "num_images": synth_num_images,
+            "seed": synth_seed,
+            "difficulty": synth_difficulty,
+        }
         if version not in VERSIONS:
             raise ValueError(f"RAPDataModule: version={version!r}; valid versions: {list(VERSIONS)}")
         _check_uncertain(uncertain)
@@ -489,6 +504,12 @@ class RAPDataModule(PARDataModule):
                 raise DatasetNotFoundError(f"RAP annotation file {mat} (mat_path) does not exist.")
         else:
             mat = next((p for p in (self.root / c for c in ANNOTATION_CANDIDATES) if p.is_file()), None)
+            if mat is None and self.synthesize:
+                from data_modules.synthetic import synthesize_rap  # lazy: only needed here
+
+                name = f"RAP v{self.version}"
+                self._synthesize(name, self.root, synthesize_rap, version=self.version, **self.synth_options)
+                mat = next((p for p in (self.root / c for c in ANNOTATION_CANDIDATES) if p.is_file()), None)
             if mat is None:
                 raise self._not_found_error()
         image_dir = self.image_dir if self.image_dir is not None else self.root / IMAGE_DIR

@@ -6,7 +6,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-FORMATS = ("pa100k",)
+FORMATS = ("pa100k", "peta", "rap1", "rap2")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--difficulty", type=float, default=1.0, help="clutter/occlusion/noise scale (default 1)"
     )
     parser.add_argument(
-        "--split-fractions",
+        "--split-fractions",  # PA-100K only: PETA and RAP use their own partition proportions
         type=float,
         nargs=3,
         default=(0.8, 0.1, 0.1),
@@ -36,14 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 def synth_main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(list(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from data_modules.synthetic import synthesize_pa100k
+    from data_modules import synthetic
 
-    path = synthesize_pa100k(
-        args.root,
-        num_images=args.num_images,
-        seed=args.seed,
-        split_fractions=tuple(args.split_fractions),
-        workers=args.workers,
-        difficulty=args.difficulty,
-    )
-    print(f"wrote {args.num_images} images in PA-100K format to {path}")
+    common = {
+        "num_images": args.num_images,
+        "seed": args.seed,
+        "workers": args.workers,
+        "difficulty": args.difficulty,
+    }
+    if args.format == "pa100k":
+        path = synthetic.synthesize_pa100k(args.root, split_fractions=tuple(args.split_fractions), **common)
+    elif args.format == "peta":
+        path = synthetic.synthesize_peta(args.root, **common)
+    else:
+        path = synthetic.synthesize_rap(args.root, version=int(args.format[-1]), **common)
+    print(f"wrote {args.num_images} images in {args.format} format to {path}")

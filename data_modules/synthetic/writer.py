@@ -92,7 +92,14 @@ def render_images(
     size = max(1, min(_CHUNK, -(-num_images // (4 * workers))))  # >= 4 chunks per worker for balance
     chunks = [(a, min(a + size, num_images)) for a in range(0, num_images, size)]
     jobs = [
-        partial(_render_chunk, names=names[a:b], seed=seed, difficulty=difficulty, image_dir=str(image_dir), fmt=fmt)
+        partial(
+            _render_chunk,
+            names=names[a:b],
+            seed=seed,
+            difficulty=difficulty,
+            image_dir=str(image_dir),
+            fmt=fmt,
+        )
         for a, b in chunks
     ]
     workers = max(1, min(workers, len(chunks)))
