@@ -288,3 +288,24 @@ def test_datamodule_missing_image_in_list(tmp_path):
     )
     with pytest.raises(MissingImageError, match=r"1 of 5 listed image\(s\) do not exist.*000002\.jpg"):
         _ = dm.num_attributes
+
+
+def test_readme_label_list_command_line(tmp_path):
+    """The README's label-list recipe: baseline config, PETA DataModule, lists given as a YAML mapping."""
+    from par_lightning.cli import build_cli
+
+    _peta(tmp_path)
+    lists = sorted(p.name for p in tmp_path.glob("*.txt"))
+    train, test = (n for n in lists if "train" in n), (n for n in lists if "test" in n)
+    cli = build_cli(
+        [
+            "--config", str(Path(__file__).resolve().parents[1] / "experiments" / "baseline_peta.yaml"),
+            "--data.init_args.root", str(tmp_path),
+            "--data.init_args.label_lists", f"{{train: {next(train)}, test: {next(test)}}}",
+            "--trainer.logger", "false",
+            "--trainer.default_root_dir", str(tmp_path / "run"),
+        ],
+        run=False,
+    )  # fmt: skip
+    assert cli.datamodule.num_attributes == 35 == cli.model.hparams.num_attributes
+    assert cli.datamodule.splits["val"] == "test"
