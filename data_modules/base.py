@@ -154,6 +154,11 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         return self.annotation.num_attributes
 
     @property
+    def num_eval_attributes(self) -> int | None:
+        """How many leading attributes the metrics evaluate; ``None`` = all (e.g. PETA trains on 105, reports 35)."""
+        return None
+
+    @property
     def attribute_names(self) -> list[str]:
         """Attribute names in label-column order; available before ``setup()``."""
         return list(self.annotation.attribute_names)

@@ -278,6 +278,11 @@ class PETADataModule(PARDataModule):
                 )
             self._use_test_for_missing_val("val" in self.label_lists)
 
+    @property
+    def num_eval_attributes(self) -> int | None:
+        """``attributes="all"`` trains on all 105 columns but reports metrics on the standard first 35."""
+        return len(PETA_EVAL_ATTRIBUTES) if self.attributes == "all" else None
+
     def _parse(self) -> PARAnnotation:
         if self.label_lists is not None:
             return parse_label_lists(

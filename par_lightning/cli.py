@@ -33,7 +33,7 @@ class PARCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for field in ("num_attributes", "attribute_names", "pos_ratios"):
+        for field in ("num_attributes", "num_eval_attributes", "attribute_names", "pos_ratios"):
             parser.link_arguments(f"data.{field}", f"model.init_args.{field}", apply_on="instantiate")
         parser.add_argument(
             "--test_after_fit",

@@ -42,6 +42,8 @@ class PARModule(L.LightningModule):
         arch: registered model name (``par_lightning.models.list_models()``).
         backbone: timm backbone name passed to the model builder.
         num_attributes: number of outputs; linked from ``data.num_attributes`` by the CLI.
+        num_eval_attributes: metrics cover only the first this-many attributes (``None`` = all): train on
+            every annotated attribute, report the standard subset; linked from the DataModule.
         attribute_names: names for per-attribute logs; linked from the DataModule.
         pos_ratios: positive ratio of each attribute in the training split; linked from the DataModule.
         model_kwargs: extra keyword arguments for the model builder (``pretrained_path``, ...).
@@ -63,6 +65,7 @@ class PARModule(L.LightningModule):
         arch: str = "baseline",
         backbone: str = "resnet50",
         num_attributes: int = 26,
+        num_eval_attributes: int | None = None,
         attribute_names: list[str] | None = None,
         pos_ratios: list[float] | None = None,
         model_kwargs: dict[str, Any] | None = None,
@@ -86,6 +89,11 @@ class PARModule(L.LightningModule):
             raise ValueError(
                 f"pos_ratios has {len(pos_ratios)} entries but num_attributes is {num_attributes}"
             )
+        if num_eval_attributes is not None and not 0 < num_eval_attributes <= num_attributes:
+            raise ValueError(
+                f"num_eval_attributes must be in [1, {num_attributes}], got {num_eval_attributes}"
+            )
+        self.num_eval = num_eval_attributes or num_attributes
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.model = create_model(
             arch, num_attributes=num_attributes, backbone=backbone, **(model_kwargs or {})
@@ -98,8 +106,8 @@ class PARModule(L.LightningModule):
         )
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.val_metrics = PARMetrics(num_attributes, threshold=threshold)
-        self.test_metrics = PARMetrics(num_attributes, threshold=threshold)
+        self.val_metrics = PARMetrics(self.num_eval, threshold=threshold)
+        self.test_metrics = PARMetrics(self.num_eval, threshold=threshold)
         self.head_lr_scale = head_lr_scale
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
@@ -124,7 +132,8 @@ class PARModule(L.LightningModule):
             sync_dist=stage != "train",
         )
         if stage != "train":
-            self._metric(stage).update(torch.sigmoid(merge_outputs(heads)), targets)
+            k = self.num_eval
+            self._metric(stage).update(torch.sigmoid(merge_outputs(heads))[:, :k], targets[:, :k])
         return loss
 
     # A batch is None when every image in it was undecodable and ``skip_corrupt`` dropped them all.
@@ -156,7 +165,10 @@ class PARModule(L.LightningModule):
         per_attr = result.pop("mA_per_attribute")
         self.log_dict({f"{stage}/{k}": v.float() for k, v in result.items()}, prog_bar=stage == "val")
         self.log_dict(
-            {f"{stage}/mA_attr/{n}": v.float() for n, v in zip(self.attribute_names, per_attr, strict=True)}
+            {
+                f"{stage}/mA_attr/{n}": v.float()
+                for n, v in zip(self.attribute_names[: self.num_eval], per_attr, strict=True)
+            }
         )
         metric.reset()
 
