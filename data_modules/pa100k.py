@@ -17,6 +17,7 @@ from typing import Any
 from data_modules.annotation import PARAnnotation
 from data_modules.attributes import PA100K_ATTRIBUTES
 from data_modules.base import PARDataModule
+from data_modules.detect import guess_dataset
 from data_modules.errors import DatasetFormatError, DatasetNotFoundError
 from data_modules.label_list import parse_label_lists, resolve_label_lists
 from data_modules.matfile import cell_strings, label_matrix, load_mat
@@ -197,6 +198,9 @@ class PA100KDataModule(PARDataModule):
         else:
             tried = [str(self.root / c) for c in ANNOTATION_CANDIDATES]
             what = f"No PA-100K annotation file under {self.root} (tried {tried})"
+            other = guess_dataset(self.root, exclude="PA-100K")
+            if other:
+                what += f"; the folder looks like {other}"
         return DatasetNotFoundError(
             f"{what}. Either set `synthesize: true` (PA100KDataModule(synthesize=True)) to generate a synthetic "
             f"PA-100K-format set there, or {layout}."

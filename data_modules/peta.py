@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import scipy.io
 
 from data_modules.annotation import PARAnnotation
 from data_modules.attributes import PETA_EVAL_ATTRIBUTES
 from data_modules.base import PARDataModule
+from data_modules.detect import guess_dataset
 from data_modules.errors import DatasetFormatError, DatasetNotFoundError
 from data_modules.label_list import parse_label_lists, resolve_label_lists
 from data_modules.matfile import cell_strings, describe, index_vector, label_matrix, load_mat, struct_field
@@ -42,32 +42,13 @@ MAT_NAME = "PETA.mat"
 IMAGE_DIR_NAME = "images"
 
 
-def _looks_like(path: Path) -> str | None:
-    """Name the dataset a MAT file (by its variables) or a folder (by its files) seems to belong to."""
-    if path.is_dir():
-        if (path / "annotation.mat").is_file() or (path / "annotation" / "annotation.mat").is_file():
-            return "PA-100K (it has annotation.mat; use PA100KDataModule)"
-        if (path / "RAP_annotation").exists() or (path / "RAP_annotation.mat").is_file():
-            return "RAP (it has RAP_annotation; use the RAP DataModule)"
-        return None
-    try:
-        variables = {name for name, _shape, _cls in scipy.io.whosmat(str(path))}
-    except Exception:  # not a MAT file: load_mat's own message already says so
-        return None
-    if "RAP_annotation" in variables:
-        return "RAP (it holds the variable 'RAP_annotation'; use the RAP DataModule)"
-    if {"train_images_name", "train_label"} & variables:
-        return "PA-100K (it holds 'train_images_name'/'train_label'; use PA100KDataModule)"
-    return None
-
-
 def _load_peta_struct(path: Path) -> Any:
     try:
         return load_mat(path, (VARIABLE,))[VARIABLE]
     except DatasetNotFoundError:
         raise
     except DatasetFormatError as exc:
-        other = _looks_like(path)
+        other = guess_dataset(path, exclude="PETA")
         if other is None:
             raise
         raise DatasetFormatError(f"{exc} This file looks like {other}, not PETA.") from exc
@@ -309,7 +290,7 @@ class PETADataModule(PARDataModule):
                 what = f"PETA annotation file {self.mat_path} does not exist" + (
                     " (the path is a directory)" if self.mat_path.is_dir() else ""
                 )
-            other = _looks_like(self.root) if self.root.is_dir() else None
+            other = guess_dataset(self.root, exclude="PETA") if self.root.is_dir() else None
             hint = f" {self.root} looks like {other}, not PETA." if other else ""
             raise DatasetNotFoundError(f"{what};{hint} {layout}.")
         if not self.image_dir.is_dir():

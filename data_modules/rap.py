@@ -31,6 +31,7 @@ import scipy.io
 
 from data_modules.annotation import PARAnnotation
 from data_modules.base import PARDataModule
+from data_modules.detect import guess_dataset
 from data_modules.errors import DatasetFormatError, DatasetNotFoundError
 from data_modules.label_list import parse_label_lists, resolve_label_lists
 from data_modules.matfile import cell_strings, describe, index_vector, int_matrix, label_matrix, load_mat
@@ -528,13 +529,8 @@ class RAPDataModule(PARDataModule):
         if not self.root.exists():
             return DatasetNotFoundError(f"RAP v{self.version} root {self.root} does not exist; {layout}.")
         tried = [str(self.root / c) for c in ANNOTATION_CANDIDATES]
-        hint = ""
-        if (self.root / "PETA.mat").is_file():
-            hint = " The folder holds PETA.mat, so it looks like the PETA dataset; use the PETA DataModule."
-        elif (self.root / "annotation.mat").is_file() or (
-            self.root / "annotation" / "annotation.mat"
-        ).is_file():
-            hint = " The folder holds annotation.mat, so it looks like PA-100K; use PA100KDataModule."
+        other = guess_dataset(self.root, exclude="RAP")
+        hint = f" The folder looks like {other}." if other else ""
         return DatasetNotFoundError(
             f"No RAP v{self.version} annotation file under {self.root} (tried {tried}); {layout}.{hint}"
         )

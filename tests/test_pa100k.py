@@ -310,3 +310,20 @@ def test_real_generator_end_to_end(tmp_path):
 def test_package_import_does_not_import_generator():
     source = (Path(__file__).parents[1] / "data_modules" / "__init__.py").read_text()
     assert "synthetic import" not in source and "import data_modules.synthetic" not in source
+
+
+def test_pa100k_module_given_another_dataset_names_it(tmp_path):
+    """A PETA or RAP folder handed to the PA-100K module: the error says which dataset it looks like."""
+    from data_modules import PA100KDataModule
+    from data_modules.errors import DatasetNotFoundError
+    from tests.helpers_peta import write_peta
+    from tests.helpers_rap import write_rap_v1
+
+    write_peta(tmp_path / "peta")
+    with pytest.raises(
+        DatasetNotFoundError, match=r"looks like PETA \(it has PETA\.mat; use PETADataModule\)"
+    ):
+        _ = PA100KDataModule(root=str(tmp_path / "peta")).num_attributes
+    write_rap_v1(tmp_path / "rap")
+    with pytest.raises(DatasetNotFoundError, match=r"looks like RAP .*use RAPDataModule"):
+        _ = PA100KDataModule(root=str(tmp_path / "rap")).num_attributes

@@ -297,7 +297,7 @@ def test_missing_root_and_files(tmp_path, v1):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "PETA.mat").write_bytes(b"")
-    with pytest.raises(DatasetNotFoundError, match=r"No RAP v2 annotation.*looks like the PETA"):
+    with pytest.raises(DatasetNotFoundError, match=r"No RAP v2 annotation.*looks like PETA"):
         _ = _dm(empty, version=2).num_attributes
     (empty / "PETA.mat").unlink()
     (empty / "annotation.mat").write_bytes(b"")
