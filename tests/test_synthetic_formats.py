@@ -198,3 +198,24 @@ def test_label_list_round_trip(tmp_path: Path) -> None:
     assert got_names == names and np.array_equal(np.array(got), labels)
     with pytest.raises(ValueError):
         write_label_list(tmp_path / "bad.txt", ["a b.png"], np.zeros((1, 2), int))
+
+
+def test_written_label_lists_load_through_the_list_parser(tmp_path: Path) -> None:
+    """Lists from ``write_label_list`` are read by the same ``parse_label_lists`` a real ALM list takes."""
+    from data_modules.attributes import PA100K_ATTRIBUTES
+    from data_modules.label_list import parse_label_lists
+    from data_modules.synthetic import write_label_list
+
+    rng = np.random.default_rng(0)
+    names = {"train": [f"{i:06d}.jpg" for i in range(1, 7)], "test": [f"{i:06d}.jpg" for i in range(7, 10)]}
+    labels = {k: rng.integers(0, 2, (len(v), 26)).astype(np.uint8) for k, v in names.items()}
+    lists = {}
+    for split in names:
+        for name in names[split]:
+            (tmp_path / name).write_bytes(b"")  # existence is all the list parser checks
+        lists[split] = write_label_list(tmp_path / f"{split}.txt", names[split], labels[split])
+    ann = parse_label_lists(lists, image_root=tmp_path, attribute_names=PA100K_ATTRIBUTES)
+    for split in names:
+        data = ann.split(split)
+        assert [p.name for p in data.paths] == names[split]
+        np.testing.assert_array_equal(data.labels, labels[split])
