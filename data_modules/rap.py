@@ -230,6 +230,33 @@ def _warn_names(path: Path, field: str, names: tuple[str, ...], standard: tuple[
         )
 
 
+def _image_names(value: Any, field: str, label_field: str, num_rows: int, path: Path) -> list[str]:
+    """The image-name cell, checked for one name per label row and no duplicates."""
+    files = cell_strings(value, path, f"{VARIABLE}.{field}")
+    if len(files) != num_rows:
+        raise DatasetFormatError(
+            f"{path}: '{VARIABLE}.{field}' lists {len(files)} images but '{VARIABLE}.{label_field}' has "
+            f"{num_rows} rows; there must be exactly one label row per image name."
+        )
+    _check_unique(files, path, f"{VARIABLE}.{field}")
+    return files
+
+
+def _split_indices(
+    cells: Any, field: str, partition: int, splits: tuple[str, ...], suffix: str, upper: int, path: Path
+) -> dict[str, np.ndarray]:
+    """0-based row indices of each split of partition ``partition`` (fields ``<split><suffix>`` in order)."""
+    part_field = f"{VARIABLE}.{field}"
+    part = _partition(cells, path, part_field, partition)
+    where = f"{part_field}[{partition}]"
+    return {
+        split: _indices(
+            _field(part, path, split + suffix, pos, where), path, f"{where}.{split}{suffix}", upper
+        )
+        for pos, split in enumerate(splits)
+    }
+
+
 def _apply_uncertain(labels: np.ndarray, uncertain: str) -> np.ndarray:
     if uncertain == "negative":
         labels = labels.copy()
@@ -289,22 +316,9 @@ def parse_rap_v1(
         columns_source=f"'{VARIABLE}.attribute_eng'",
     )
     labels = label_matrix(full[:, :RAP1_NUM_EVAL], path, f"{VARIABLE}.label[:, 0:51]", allowed=(0, 1, 2))
-    files = cell_strings(f["imagesname"], path, f"{VARIABLE}.imagesname")
-    if len(files) != labels.shape[0]:
-        raise DatasetFormatError(
-            f"{path}: '{VARIABLE}.imagesname' lists {len(files)} images but '{VARIABLE}.label' has "
-            f"{labels.shape[0]} rows; there must be exactly one label row per image name."
-        )
-    _check_unique(files, path, f"{VARIABLE}.imagesname")
+    files = _image_names(f["imagesname"], "imagesname", "label", labels.shape[0], path)
     labels = _apply_uncertain(labels, uncertain)
-
-    part_field = f"{VARIABLE}.partion"
-    part = _partition(f["partion"], path, part_field, partition)
-    where = f"{part_field}[{partition}]"
-    idx = {
-        split: _indices(_field(part, path, split, pos, where), path, f"{where}.{split}", len(files))
-        for split, pos in (("train", 0), ("test", 1))
-    }
+    idx = _split_indices(f["partion"], "partion", partition, ("train", "test"), "", len(files), path)
     if val_fraction > 0:
         n_train = len(idx["train"])
         n_val = round(n_train * val_fraction)
@@ -361,24 +375,12 @@ def parse_rap_v2(
     labels = label_matrix(
         data[:, selected], path, f"{VARIABLE}.data[:, selected_attribute-1]", allowed=(0, 1, 2)
     )
-    files = cell_strings(f["name"], path, f"{VARIABLE}.name")
-    if len(files) != labels.shape[0]:
-        raise DatasetFormatError(
-            f"{path}: '{VARIABLE}.name' lists {len(files)} images but '{VARIABLE}.data' has "
-            f"{labels.shape[0]} rows; there must be exactly one label row per image name."
-        )
-    _check_unique(files, path, f"{VARIABLE}.name")
+    files = _image_names(f["name"], "name", "data", labels.shape[0], path)
     labels = _apply_uncertain(labels, uncertain)
-
-    part_field = f"{VARIABLE}.partition_attribute"
-    part = _partition(f["partition_attribute"], path, part_field, partition)
-    where = f"{part_field}[{partition}]"
-    idx = {
-        split: _indices(
-            _field(part, path, f"{split}_index", pos, where), path, f"{where}.{split}_index", len(files)
-        )
-        for split, pos in (("train", 0), ("val", 1), ("test", 2))
-    }
+    splits = ("train", "val", "test")
+    idx = _split_indices(
+        f["partition_attribute"], "partition_attribute", partition, splits, "_index", len(files), path
+    )
     root = Path(image_dir).absolute()
     paths = []
     for name in files:
