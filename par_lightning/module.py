@@ -40,7 +40,8 @@ class PARModule(L.LightningModule):
 
     Args:
         arch: registered model name (``par_lightning.models.list_models()``).
-        backbone: timm backbone name passed to the model builder.
+        backbone: timm backbone name passed to the model builder (``None`` = the model's default:
+            resnet50 for ``baseline``, bninception for ``alm``).
         num_attributes: number of outputs; linked from ``data.num_attributes`` by the CLI.
         num_eval_attributes: metrics cover only the first this-many attributes (``None`` = all): train on
             every annotated attribute, report the standard subset; linked from the DataModule.
@@ -63,7 +64,7 @@ class PARModule(L.LightningModule):
     def __init__(
         self,
         arch: str = "baseline",
-        backbone: str = "resnet50",
+        backbone: str | None = None,
         num_attributes: int = 26,
         num_eval_attributes: int | None = None,
         attribute_names: list[str] | None = None,
@@ -95,9 +96,10 @@ class PARModule(L.LightningModule):
             )
         self.num_eval = num_eval_attributes or num_attributes
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.model = create_model(
-            arch, num_attributes=num_attributes, backbone=backbone, **(model_kwargs or {})
-        )
+        model_kwargs = dict(model_kwargs or {})
+        if backbone is not None:
+            model_kwargs["backbone"] = backbone
+        self.model = create_model(arch, num_attributes=num_attributes, **model_kwargs)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.attribute_names = list(attribute_names or [f"attr{j}" for j in range(num_attributes)])
@@ -116,12 +118,22 @@ class PARModule(L.LightningModule):
         """Attribute logits ``(B, A)``; several model outputs are merged by max voting."""
         return merge_outputs(self.model(x.contiguous(memory_format=self.memory_format)))
 
-    def _shared_step(self, batch: Batch, stage: Stage) -> torch.Tensor:
+    def _loss_and_heads(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         images, targets = batch
         outputs = self.model(images.contiguous(memory_format=self.memory_format))
         heads = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
         mask = targets <= 1  # value 2 marks an uncertain label: no loss, no metric
+        # Deep supervision: the same loss on every output (ALM's four heads), summed with equal weights.
         loss = torch.stack([self.criterion(h, targets.clamp(max=1), mask) for h in heads]).sum()
+        return loss, heads
+
+    def compute_loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss of one batch, without logging (used by rank-search calibration passes)."""
+        return self._loss_and_heads(batch)[0]
+
+    def _shared_step(self, batch: Batch, stage: Stage) -> torch.Tensor:
+        images, targets = batch
+        loss, heads = self._loss_and_heads(batch)
         self.log(
             f"{stage}/loss",
             loss,
