@@ -12,7 +12,7 @@ parameters. Pooling is adaptive, so other input sizes work.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -58,7 +58,7 @@ class ALM(nn.Module):
         self.backbone = create_feature_backbone(
             backbone, out_indices, pretrained, pretrained_path, **(backbone_kwargs or {})
         )
-        tap_channels = self.backbone.feature_info.channels()
+        tap_channels: list[int] = cast(Any, self.backbone).feature_info.channels()
         if len(tap_channels) != 3:
             raise ValueError(
                 f"ALM needs 3 backbone levels, out_indices gave {len(tap_channels)}: {tap_channels}"

@@ -124,12 +124,17 @@ class BatchedALMHead(nn.Module):
         ref = next(loop.parameters())
         head.to(device=ref.device, dtype=ref.dtype)
         with torch.no_grad():
-            for dst, attr in ((head.se_reduce, "se_reduce"), (head.se_expand, "se_expand")):
-                dst.weight.copy_(torch.cat([getattr(m, attr).weight for m in mods]))
-                dst.bias.copy_(torch.cat([getattr(m, attr).bias for m in mods]))
-            for dst, attr in ((head.stn, "stn"), (head.fc, "fc")):
-                dst.weight.copy_(torch.cat([getattr(m, attr).weight for m in mods]).unsqueeze(-1))
-                dst.bias.copy_(torch.cat([getattr(m, attr).bias for m in mods]))
+            for dst, attr in (
+                (head.se_reduce, "se_reduce"),
+                (head.se_expand, "se_expand"),
+                (head.stn, "stn"),
+                (head.fc, "fc"),
+            ):
+                weights = [getattr(m, attr).weight for m in mods]  # Conv2d (o, i, 1, 1) or Linear (o, i)
+                dst.weight.copy_(torch.cat(weights).reshape(dst.weight.shape))
+                bias = dst.bias
+                assert bias is not None
+                bias.copy_(torch.cat([getattr(m, attr).bias for m in mods]))
         return head
 
 

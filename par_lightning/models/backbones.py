@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import timm
 import torch
@@ -73,6 +73,6 @@ def create_feature_backbone(
     weights = _weight_kwargs(pretrained, pretrained_path)
     if out_indices is None:
         with torch.device("meta"):  # shapes only: no memory, no init cost
-            levels = len(timm.create_model(name, features_only=True, **kwargs).feature_info)
+            levels = len(cast(Any, timm.create_model(name, features_only=True, **kwargs)).feature_info)
         out_indices = tuple(range(levels))[-3:]
     return timm.create_model(name, features_only=True, out_indices=tuple(out_indices), **weights, **kwargs)
