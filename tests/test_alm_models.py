@@ -68,3 +68,13 @@ def test_alm_on_timm_backbone_families(backbone: str) -> None:
     _forward_backward(model, (64, 32))
     with torch.no_grad():
         assert model.localize(torch.randn(1, 3, 96, 48)).shape == (1, 3, 3, 4)  # other input sizes work
+
+
+@pytest.mark.parametrize("heads", ["batched", "loop"])
+def test_bninception_alm_macs_match_reference(heads: str) -> None:
+    """Spec alm.md 5.2: conv + linear MACs per 3x256x128 image = 1,396,998,144 + 123,392 * N."""
+    from par_lightning.compression import count_module_costs
+
+    n = 26
+    costs = count_module_costs(ALM(n, backbone="bninception", heads=heads), torch.zeros(1, 3, 256, 128))  # type: ignore[arg-type]
+    assert sum(m for _, m in costs.values()) == 1_396_998_144 + 123_392 * n

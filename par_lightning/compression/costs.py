@@ -8,6 +8,7 @@ shapes it actually sees, so reports never rely on the formulas being right. Weig
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -111,7 +112,7 @@ _Hook = Callable[[str, nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]
 
 
 def _forward_with_hooks(model: nn.Module, example_input: torch.Tensor, hook_fn: _Hook) -> None:
-    """One no-grad eval-mode forward with ``hook_fn(name, module, input, output)`` on every Conv2d/Linear.
+    """One no-grad eval-mode forward with ``hook_fn(name, module, input, output)`` on every conv/linear.
 
     Eval mode keeps BN running statistics untouched; every module's train/eval flag is restored afterwards.
     """
@@ -119,7 +120,7 @@ def _forward_with_hooks(model: nn.Module, example_input: torch.Tensor, hook_fn: 
     handles = [
         m.register_forward_hook(lambda mod, inp, out, name=name: hook_fn(name, mod, inp, out))
         for name, m in model.named_modules()
-        if isinstance(m, nn.Conv2d | nn.Linear)
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear)
     ]
     try:
         model.eval()
@@ -133,7 +134,7 @@ def _forward_with_hooks(model: nn.Module, example_input: torch.Tensor, hook_fn: 
 
 
 def count_module_costs(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[int, int]]:
-    """``{qualified name: (weight params, MACs per sample)}`` of every Conv2d/Linear, measured in one forward.
+    """``{qualified name: (weight params, MACs per sample)}`` of every Conv1d/Conv2d/Linear, from one forward.
 
     MACs come from the shapes each layer actually saw: conv = output elements x Cin/groups x kh x kw,
     linear = output elements x in_features, divided by the batch size ``example_input.shape[0]``.
@@ -143,10 +144,8 @@ def count_module_costs(model: nn.Module, example_input: torch.Tensor) -> dict[st
     layers: dict[str, nn.Conv2d | nn.Linear] = {}
 
     def hook(name: str, mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        if isinstance(mod, nn.Conv2d):
-            per_out = mod.weight.shape[1] * mod.kernel_size[0] * mod.kernel_size[1]  # Cin/groups * kh * kw
-        else:
-            per_out = mod.in_features  # type: ignore[assignment]
+        weight = cast(torch.Tensor, mod.weight)  # (out, in/groups, *kernel) or (out, in)
+        per_out = weight[0].numel()  # MACs per output element: Cin/groups * kernel elements, or in_features
         totals[name] = totals.get(name, 0) + out.numel() * per_out
         layers[name] = mod  # type: ignore[assignment]
 
