@@ -34,6 +34,7 @@ lint: install ## ruff (lint + format check) and mypy
 bench: install ## Run the benchmarks (results in benchmarks/results/)
 	$(PY) benchmarks/synth_speed.py
 	$(PY) benchmarks/data_loading.py
+	$(PY) benchmarks/alm_speed.py
 
 clean: ## Remove the venv, caches, generated data and runs
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info data runs lightning_logs wandb

@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tag", default=None, help="results file suffix (default: <backbone>_<device>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results JSON (default: benchmarks/results/compression_search_<tag>.json)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -199,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         f"G_hat passes {report.seconds_scoring:.1f} s; {report.candidates} candidates), final decompositions {apply_s:.1f} s"
     )
     tag = args.tag or f"{Path(args.checkpoint).stem if args.checkpoint else args.backbone}_{device.type}"
-    out = REPO / "benchmarks" / "results" / f"compression_search_{tag}.json"
+    out = args.out or REPO / "benchmarks" / "results" / f"compression_search_{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/compression_search.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "machine": machine(device),
                 "command": command,
-                "args": vars(args),
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "total": total,
                 "layers": rows,
             },

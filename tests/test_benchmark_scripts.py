@@ -30,3 +30,30 @@ def test_data_loading_smoke(tmp_path: Path) -> None:
     assert run["size"] == "256x128" and run["num_workers"] == 0 and run["images"] == 16
     assert run["images_per_s"] > 0 and run["per_worker_images_per_s"] > 0 and run["workers_for_target"] >= 1
     assert result["summary"]["256x128"]["workers_for_target"] == run["workers_for_target"]
+
+
+def test_alm_speed_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "alm_speed.json"
+    argv = ["--num-attributes", "2", "--size", "64", "32", "--runs1", "1", "--runs32", "1", "--heads", "loop", "batched",
+            "--out", str(out)]  # fmt: skip
+    assert _load("alm_speed").main(argv) == 0
+    result = json.loads(out.read_text())
+    parts = result["parts"]["2"]
+    assert parts["total"]["params"] == 10_770_720 + 125_040 * 2  # BN-Inception ALM parameter parity
+    assert [r["heads"] for r in result["cpu_latency"]] == ["loop", "batched"]
+    assert all(r["bs1_ms"] > 0 and r["bs32_ms"] > 0 for r in result["cpu_latency"])
+
+
+def test_compression_search_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "search.json"
+    argv = ["--arch", "alm_tiny", "--backbone", "test_resnet", "--include", "pyramid.*", "--batches", "2",
+            "--batch-size", "2", "--size", "64", "32", "--threads", "1", "--out", str(out)]  # fmt: skip
+    assert _load("compression_search").main(argv) == 0
+    result = json.loads(out.read_text())
+    assert {row["layer"] for row in result["layers"]} <= {
+        "pyramid.laterals.0",
+        "pyramid.laterals.1",
+        "pyramid.laterals.2",
+    }
+    assert result["total"]["candidates_scored"] >= len(result["layers"]) >= 1
+    assert out.with_suffix(".plan.json").is_file()
