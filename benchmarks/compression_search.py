@@ -70,6 +70,33 @@ def calibration_batches(
     return batches
 
 
+def train(module: PARModule, args: argparse.Namespace) -> float:
+    """Fit the model for ``--train-epochs`` on the ``--data`` root (generated first with ``--synthesize``); returns s."""
+    import lightning as L  # noqa: PLC0415  (only needed to train)
+
+    from data_modules import PA100KDataModule  # noqa: PLC0415
+
+    h, w = args.size
+    dm = PA100KDataModule(
+        root=args.data, synthesize=args.synthesize > 0, synth_num_images=max(args.synthesize, 1), height=h, width=w,
+        pad=6, batch_size=64, num_workers=min(8, os.cpu_count() or 1),
+    )  # fmt: skip
+    cuda = torch.cuda.is_available() and args.device.startswith("cuda")
+    trainer = L.Trainer(
+        max_epochs=args.train_epochs, accelerator="gpu" if cuda else "cpu", devices=1,
+        precision="bf16-mixed" if cuda else "32-true", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    seconds = time.perf_counter() - start
+    print(
+        f"trained {args.train_epochs} epochs in {seconds:.0f} s; val mA {float(trainer.callback_metrics['val/mA']):.4f}"
+    )
+    module.train_mA = float(trainer.callback_metrics["val/mA"])  # type: ignore[attr-defined]
+    return seconds
+
+
 def build_module(args: argparse.Namespace) -> PARModule:
     if args.checkpoint:
         return PARModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
@@ -98,6 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-attributes", type=int, default=26)
     p.add_argument("--checkpoint", default=None, help="a PARModule checkpoint (overrides --arch/--backbone)")
     p.add_argument("--data", default=None, help="PA-100K-format root for calibration images")
+    p.add_argument(
+        "--synthesize", type=int, default=0, help="generate this many PA-100K-format images in --data first"
+    )
+    p.add_argument(
+        "--train-epochs",
+        type=int,
+        default=0,
+        help="train the model on --data first (a trained model to search)",
+    )
+    p.add_argument(
+        "--full-grid", action="store_true", help="score every grid rank (no early stop at the first failure)"
+    )
     p.add_argument("--size", type=int, nargs=2, default=[128, 64], metavar=("H", "W"))
     p.add_argument("--batches", type=int, default=8, help="K calibration batches")
     p.add_argument("--batch-size", type=int, default=16)
@@ -124,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
 
     module = build_module(args)
+    train_s = train(module, args) if args.train_epochs > 0 else 0.0
     model = module.to(device).model
     batches = calibration_batches(args, module.hparams["num_attributes"])
     example = torch.zeros(1, 3, *args.size, device=device)
@@ -132,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = tuple(s for s in ("backbone", "pyramid") if hasattr(model, s))
     options = SearchOptions(
         grid_steps=args.grid_steps,
-        stop_below=args.tau,
+        stop_below=None if args.full_grid else args.tau,
         als_iters=args.search_als,
         epc_sweeps=args.search_epc,
         stages=stages,
@@ -193,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "model_params_after": sum(p.numel() for p in model.parameters()),
         "layers_compressed": len(plan.layers), "layers_targeted": len(curves), "candidates_scored": report.candidates,
         "search_seconds": search_s, "gradient_seconds": report.seconds_gradients, "decompose_seconds": report.seconds_decompose,
-        "scoring_seconds": report.seconds_scoring, "apply_seconds": apply_s,
+        "scoring_seconds": report.seconds_scoring, "apply_seconds": apply_s, "train_seconds": train_s,
+        "trained_val_mA": getattr(module, "train_mA", None),
     }  # fmt: skip
     print(
         f"\nconv/linear weights {total['params_before']:,} -> {total['params_after']:,} "
