@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -13,14 +11,7 @@ from par_lightning.compression.cp_als import cp_als, mttkrp
 from par_lightning.compression.cpd import cp_decompose
 from par_lightning.compression.epc import epc, kappa, ridge_update, sensitivity
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny problems run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _np_full(factors: list[np.ndarray]) -> np.ndarray:
