@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    machine_info = machine(device)  # the load average at the start, before this run adds its own
 
     module = build_module(args)
     train_s = train(module, args) if args.train_epochs > 0 else 0.0
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(
         json.dumps(
             {
-                "machine": machine(device),
+                "machine": machine_info,
                 "command": command,
                 "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "total": total,
