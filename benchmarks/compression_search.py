@@ -197,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         progress,
     )
     search_s = time.perf_counter() - start
+    print(
+        f"search done in {search_s:.1f} s ({report.candidates} candidates); decomposing the chosen ranks at full effort",
+        flush=True,
+    )
     choices = {name: select_threshold(curve, tau=args.tau) for name, curve in curves.items()}
     plan = plan_from_selection(
         curves, {n: c.rank for n, c in choices.items()}, meta={"rule": "threshold", "tau": args.tau}
