@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             "params_before": curve.dense_params, "params_after": chosen.params if chosen else curve.dense_params,
             "macs_before": curve.dense_macs, "macs_after": chosen.macs if chosen else curve.dense_macs,
             "scored": [(c.rank, c.score) for c in curve.candidates],
+            "seconds": report.per_layer_seconds.get(name),
         }  # fmt: skip
         rows.append(row)
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731

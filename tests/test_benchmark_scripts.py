@@ -56,4 +56,5 @@ def test_compression_search_smoke(tmp_path: Path) -> None:
         "pyramid.laterals.2",
     }
     assert result["total"]["candidates_scored"] >= len(result["layers"]) >= 1
+    assert all(row["seconds"] > 0 for row in result["layers"])
     assert out.with_suffix(".plan.json").is_file()
