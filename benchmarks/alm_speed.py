@@ -17,10 +17,7 @@ Prints tables and writes ``benchmarks/results/alm_speed_<device>.json`` with the
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import describe  # noqa: E402
 from par_lightning.compression.costs import count_module_costs  # noqa: E402
 from par_lightning.models.alm import ALM  # noqa: E402
 
@@ -43,21 +41,6 @@ HEADS = {  # label -> ALM keyword arguments
     "batched_grid_sample": {"heads": "batched", "sampling": "grid_sample"},
 }
 PARTS = ("backbone", "pyramid", "heads", "classifier")
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "load_avg_1m_at_start": os.getloadavg()[0],
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def part_costs(model: ALM, height: int, width: int) -> dict[str, dict[str, int]]:
@@ -164,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     size = (args.size[0], args.size[1])
     result: dict[str, Any] = {
-        "machine": machine(),
+        "machine": describe(),
         "input": list(size),
         "command": " ".join(["python", "benchmarks/alm_speed.py", *(argv or sys.argv[1:])]),
     }

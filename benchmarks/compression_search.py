@@ -20,14 +20,11 @@ and the plan next to it.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -35,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import describe  # noqa: E402
 from par_lightning.compression import apply_plan, count_module_costs, plan_from_selection, select_layers  # noqa: E402
 from par_lightning.compression.search import SearchOptions, score_layers  # noqa: E402
 from par_lightning.compression.selection import select_threshold  # noqa: E402
@@ -104,20 +102,6 @@ def build_module(args: argparse.Namespace) -> PARModule:
     return PARModule(arch=args.arch, backbone=args.backbone, num_attributes=args.num_attributes, loss="alm")
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    info = {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "load_avg_1m_at_start": os.getloadavg()[0],
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="alm")
@@ -161,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    machine_info = machine(device)  # the load average at the start, before this run adds its own
+    machine_info = describe()  # the load average at the start, before this run adds its own
 
     module = build_module(args)
     train_s = train(module, args) if args.train_epochs > 0 else 0.0

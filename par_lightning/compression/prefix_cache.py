@@ -11,6 +11,7 @@ before i are replayed; for a target after all stages, all of them are.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -67,7 +68,7 @@ def replay_outputs(model: nn.Module, cached: dict[str, list[Any]]) -> Iterator[N
     try:
         for name, outs in cached.items():
             module = modules[name]
-            counter = iter(range(10**12))
+            counter = itertools.count()
 
             def replay(
                 *_args: Any, _outs: list[Any] = outs, _counter: Iterator[int] = counter, **_kwargs: Any

@@ -70,11 +70,12 @@ class SearchReport:
 
 
 def _factors(
-    layer: nn.Module, method: Method, rank: int, opts: SearchOptions
+    layer: nn.Module, method: Method, rank: int, opts: SearchOptions, full_svd: SVDFactors | None
 ) -> tuple[SVDFactors | CPFactors, float | None]:
     weight = cast(torch.Tensor, layer.weight).detach()
-    if method == "svd":
-        return svd_factors(weight, rank), None
+    if method == "svd":  # truncations of one SVD: the balanced split is per singular triplet
+        assert full_svd is not None
+        return SVDFactors(full_svd.a[:, :rank], full_svd.b[:rank]), None
     factors, diag = cp_decompose(
         weight,
         rank,
@@ -133,9 +134,10 @@ def score_layers(
         replay = {s: cache[s] for s in stages_before(name, opts.stages)}
         candidates: list[Candidate] = []
         ref_score: float | None = None
+        full_svd = svd_factors(weight, min(weight.shape[:2])) if method == "svd" else None
         for rank in rank_grid(ref, opts.grid_steps):
             t0 = time.perf_counter()
-            factors, kappa = _factors(layer, method, rank, opts)
+            factors, kappa = _factors(layer, method, rank, opts, full_svd)
             w_hat = _dense_weight(factors, weight).to(weight.dtype)
             t1 = time.perf_counter()
             with replay_outputs(model, replay):
