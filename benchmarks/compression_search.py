@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks.machine import describe  # noqa: E402
 from par_lightning.compression import apply_plan, count_module_costs, plan_from_selection, select_layers  # noqa: E402
+from par_lightning.compression.prefix_cache import pipeline_stages  # noqa: E402
 from par_lightning.compression.search import SearchOptions, score_layers  # noqa: E402
 from par_lightning.compression.selection import select_threshold  # noqa: E402
 from par_lightning.module import PARModule  # noqa: E402
@@ -92,6 +93,9 @@ def train(module: PARModule, args: argparse.Namespace) -> float:
         f"trained {args.train_epochs} epochs in {seconds:.0f} s; val mA {float(trainer.callback_metrics['val/mA']):.4f}"
     )
     module.train_mA = float(trainer.callback_metrics["val/mA"])  # type: ignore[attr-defined]
+    if args.save_checkpoint:
+        trainer.save_checkpoint(args.save_checkpoint, weights_only=True)
+        print(f"saved the trained model to {args.save_checkpoint} (reuse it with --checkpoint)")
     return seconds
 
 
@@ -119,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         help="train the model on --data first (a trained model to search)",
     )
     p.add_argument(
+        "--save-checkpoint",
+        default=None,
+        help="after --train-epochs, save the trained model here (weights only)",
+    )
+    p.add_argument(
         "--full-grid", action="store_true", help="score every grid rank (no early stop at the first failure)"
     )
     p.add_argument("--size", type=int, nargs=2, default=[128, 64], metavar=("H", "W"))
@@ -127,12 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tau", type=float, default=0.9)
     p.add_argument("--grid-steps", type=int, default=9)
     p.add_argument("--search-als", type=int, default=100)
-    p.add_argument("--search-epc", type=int, default=50)
+    p.add_argument("--search-epc", type=int, default=25)
+    p.add_argument(
+        "--warm-als",
+        type=int,
+        default=50,
+        help="ALS iterations of a CP rank warm-started from the rank above",
+    )
     p.add_argument("--final-als", type=int, default=500)
     p.add_argument("--final-epc", type=int, default=300)
     p.add_argument("--min-params", type=int, default=4096)
     p.add_argument("--include", nargs="+", default=["*"])
     p.add_argument("--exclude", nargs="*", default=[])
+    p.add_argument(
+        "--stages",
+        choices=("blocks", "parts"),
+        default="blocks",
+        help="prefix cache: replay every backbone block before the scored layer, or only whole parts",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tag", default=None, help="results file suffix (default: <backbone>_<device>)")
@@ -154,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     example = torch.zeros(1, 3, *args.size, device=device)
     before = count_module_costs(model, example)
     selection = select_layers(model, include=args.include, exclude=args.exclude, min_params=args.min_params)
-    stages = tuple(s for s in ("backbone", "pyramid") if hasattr(model, s))
+    stages = pipeline_stages(model) if args.stages == "blocks" else ("backbone", "pyramid")
     options = SearchOptions(
         grid_steps=args.grid_steps,
         stop_below=None if args.full_grid else args.tau,
         als_iters=args.search_als,
         epc_sweeps=args.search_epc,
+        warm_als_iters=args.warm_als,
         stages=stages,
     )
     print(

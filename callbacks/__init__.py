@@ -1,6 +1,7 @@
 """Lightning callbacks of par-lightning."""
 
 from callbacks.attribute_boxes import AttributeBoxes
+from callbacks.gradient_compression import GradientRankCompression
 from callbacks.test_summary import TestSummary, summary_table
 
-__all__ = ["AttributeBoxes", "TestSummary", "summary_table"]
+__all__ = ["AttributeBoxes", "GradientRankCompression", "TestSummary", "summary_table"]

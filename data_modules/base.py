@@ -211,6 +211,30 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False, batch_size=self.eval_batch_size)
 
+    def calibration_dataloader(self, batch_size: int | None = None, seed: int = 0) -> DataLoader:
+        """Training images with the *evaluation* transform, in a seeded random order.
+
+        For compression calibration and BatchNorm re-estimation: training data without random
+        augmentation (spec compression §4.1), the same batches for the same seed on every call.
+        """
+        if "train" not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: call setup('fit') before calibration_dataloader()")
+        train = self.datasets["train"]
+        dataset = PARImageDataset(
+            train.paths,
+            train.targets.numpy(),
+            build_transforms(self.height, self.width, train=False, pad=self.pad, hflip=self.hflip),
+            skip_corrupt=self.skip_corrupt,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+            num_workers=self.num_workers,
+            collate_fn=collate_skip_none,
+        )
+
     def _loader(self, role: str, shuffle: bool, batch_size: int) -> DataLoader:
         if role not in self.datasets:
             stage = {"train": "fit", "val": "fit' or 'validate"}.get(role, role)

@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from par_lightning.compression.plan import CompressionPlan, PlanError, apply_plan
 from par_lightning.losses import WeightedBCELoss
 from par_lightning.metrics import PARMetrics
 from par_lightning.models import create_model
@@ -113,6 +114,51 @@ class PARModule(L.LightningModule):
         self.head_lr_scale = head_lr_scale
         self.scheduler_monitor = scheduler_monitor
         self.scheduler_interval = scheduler_interval
+        self.compression_plan: CompressionPlan | None = None  # layers factorized so far (all stages)
+
+    def apply_compression(
+        self, plan: CompressionPlan, *, decompose: bool = True, cp_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """Swap the plan's factorized layers into ``self.model`` and record the plan (merged with earlier stages).
+
+        The recorded plan goes into every checkpoint (``on_save_checkpoint``), which is how a compressed
+        checkpoint rebuilds its architecture before its weights load, with or without the callback.
+        """
+        done = self.compression_plan.layers if self.compression_plan is not None else {}
+        again = sorted(set(done) & set(plan.layers))
+        if again:
+            raise PlanError(f"layers already factorized by an earlier compression stage: {again}")
+        apply_plan(self.model, plan, decompose=decompose, cp_kwargs=cp_kwargs)
+        self.model.to(memory_format=self.memory_format)
+        stages = list(self.compression_plan.meta.get("stages", [])) if self.compression_plan else []
+        stages.append(dict(plan.meta, layers=sorted(plan.layers)))
+        self.compression_plan = CompressionPlan({**done, **plan.layers}, {"stages": stages})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.compression_plan is not None:
+            checkpoint["compression_plan"] = self.compression_plan.to_dict()  # plain types: weights_only-safe
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the factorized layers a checkpoint was saved with, before Lightning loads its weights."""
+        saved = checkpoint.get("compression_plan")
+        if saved is None:
+            if self.compression_plan is not None:
+                raise PlanError(
+                    "this module is compressed but the checkpoint holds a dense model (no 'compression_plan'): "
+                    "load it into a fresh, uncompressed PARModule"
+                )
+            return
+        plan = CompressionPlan.from_dict(saved)
+        have = self.compression_plan.layers if self.compression_plan is not None else {}
+        stale = sorted(n for n, lp in have.items() if plan.layers.get(n) != lp)
+        if stale:
+            raise PlanError(
+                f"the module's factorized layers {stale} differ from the checkpoint's compression plan"
+            )
+        todo = CompressionPlan({n: lp for n, lp in plan.layers.items() if n not in have})
+        apply_plan(self.model, todo, decompose=False)
+        self.model.to(memory_format=self.memory_format)
+        self.compression_plan = plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attribute logits ``(B, A)``; several model outputs are merged by max voting."""

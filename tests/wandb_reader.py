@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,61 @@ def _payloads(data: bytes) -> list[bytes]:
     return out
 
 
-def read_history(run_file: Path) -> list[dict[str, Any]]:
-    """Every ``history`` row of the run as ``{key: value}`` (values JSON-decoded)."""
-    rows = []
+def _records(run_file: Path, kind: str) -> Iterator[Any]:
+    """The ``kind`` part (``history``, ``summary``, ``config``, ...) of every record of that kind, in order."""
     for payload in _payloads(Path(run_file).read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "history":
-            rows.append(
-                {
-                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                    for item in record.history.item
-                }
-            )
-    return rows
+        if record.WhichOneof("record_type") == kind:
+            yield getattr(record, kind)
+
+
+def read_history(run_file: Path) -> list[dict[str, Any]]:
+    """Every ``history`` row of the run as ``{key: value}`` (values JSON-decoded)."""
+    return [
+        {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in history.item}
+        for history in _records(run_file, "history")
+    ]
+
+
+def _set_nested(out: dict[str, Any], path: list[str], value: Any) -> None:
+    for key in path[:-1]:
+        out = out.setdefault(key, {})
+    out[path[-1]] = value
+
+
+def _merge_updates(run_file: Path, kind: str) -> dict[str, Any]:
+    """Apply every ``update`` item of the ``kind`` records in order; nested keys give nested dicts."""
+    out: dict[str, Any] = {}
+    for rec in _records(run_file, kind):
+        for item in rec.update:
+            _set_nested(out, [item.key] if item.key else list(item.nested_key), json.loads(item.value_json))
+    return out
+
+
+def read_summary(run_file: Path) -> dict[str, Any]:
+    """The run's final summary: ``run.summary`` keys and the last value of every logged key.
+
+    A logged media value is a nested dict, e.g. ``summary["compression/layers"]["path"]``.
+    """
+    return _merge_updates(run_file, "summary")
+
+
+def read_config(run_file: Path) -> dict[str, Any]:
+    """The run's config, including W&B's own ``_wandb`` entries (custom charts under ``visualize``)."""
+    return _merge_updates(run_file, "config")
+
+
+def read_table(run_file: Path, key: str) -> dict[str, Any]:
+    """The last ``wandb.Table`` logged under ``key``: ``{"columns": [...], "data": [[...], ...]}``.
+
+    Offline runs store a table as JSON under ``<run dir>/files/<path>``; the summary records the path.
+    """
+    summary = read_summary(run_file)
+    ref = summary.get(key)
+    if not isinstance(ref, dict) or ref.get("_type") != "table-file":
+        tables = sorted(
+            k for k, v in summary.items() if isinstance(v, dict) and v.get("_type") == "table-file"
+        )
+        raise KeyError(f"no table logged under {key!r}; tables: {tables}")
+    return json.loads((Path(run_file).parent / "files" / ref["path"]).read_text(encoding="utf-8"))

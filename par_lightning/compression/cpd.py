@@ -54,6 +54,25 @@ def balanced_split(factors: Sequence[Tensor]) -> list[Tensor]:
     return [u * root for u in units]
 
 
+def top_components(factors: CPFactors, rank: int, method: CPMethod) -> list[Tensor]:
+    """The ``rank`` rank-1 terms of largest norm, as float64 ALS factors in the tensor's mode order.
+
+    Used to warm-start a lower grid rank from the decomposition of the next larger one (spec §3.6):
+    the dominant terms already explain most of the kernel, so ALS starts near a good solution.
+    """
+    modes = [factors.out, factors.inp, *factors.spatial]
+    if method == "cp3" and len(factors.spatial) != 1 or method == "cp4" and len(factors.spatial) != 2:
+        raise ValueError(f"init factors have {len(factors.spatial)} spatial factor(s), not a {method} model")
+    if rank > factors.rank:
+        raise ValueError(
+            f"cannot warm-start rank {rank} from a rank-{factors.rank} model (it must be larger)"
+        )
+    units, lam = normalize_columns([m.detach().to(torch.float64) for m in modes])
+    keep = torch.argsort(lam, descending=True)[:rank]  # (rank,)
+    root = lam[keep].pow(1.0 / len(units))  # (rank,)
+    return [u[:, keep] * root for u in units]
+
+
 def _check_args(weight: Tensor, rank: int, method: str, als_iters: int, epc_sweeps: int, seed: int) -> None:
     if not isinstance(weight, Tensor) or weight.ndim != 4 or not weight.is_floating_point():
         got = (
@@ -90,6 +109,7 @@ def cp_decompose(
     epc_sweeps: int = 300,
     seed: int = 0,
     device: torch.device | str | None = None,
+    init: CPFactors | None = None,
 ) -> tuple[CPFactors, CPDiagnostics]:
     """Rank-``rank`` CP of a conv kernel by ALS followed by Error Preserving Correction.
 
@@ -105,6 +125,8 @@ def cp_decompose(
         epc_sweeps: EPC sweep cap; 0 returns the ALS factors (balanced).
         seed: seed of the random ALS start.
         device: where the float64 maths runs (default: the weight's device).
+        init: start ALS from these factors instead of a random draw (a warm start): a larger
+            rank's factors are cut to their ``rank`` strongest components (see :func:`top_components`).
 
     Returns:
         Factors in the weight's dtype and device with balanced scales, and diagnostics.
@@ -120,7 +142,8 @@ def cp_decompose(
     if not math.isfinite(x_norm) or x_norm == 0.0:
         raise ValueError(f"weight must be finite and not all zeros to be decomposed (norm {x_norm})")
 
-    als = cp_als(x, rank, max_iters=als_iters, seed=seed)
+    start_factors = None if init is None else top_components(init, rank, method)
+    als = cp_als(x, rank, max_iters=als_iters, seed=seed, init=start_factors)
     factors = als.factors
     history: tuple[float, ...] = (lambda_sq(factors),)
     if epc_sweeps > 0:

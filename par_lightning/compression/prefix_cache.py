@@ -21,6 +21,28 @@ from torch import nn
 
 from par_lightning.compression.calibration import LossFn, _isolated, _model_device, to_device
 
+_SEQUENTIAL_FEATURE_NETS = ("FeatureListNet", "FeatureDictNet")  # timm wrappers that run children in order
+
+
+def pipeline_stages(model: nn.Module, parts: Sequence[str] = ("backbone", "pyramid")) -> tuple[str, ...]:
+    """Cacheable stages of a model made of ``parts`` run one after another (ALM: backbone, then pyramid).
+
+    A timm ``features_only`` backbone (``FeatureListNet``/``FeatureDictNet``) feeds each child the output of
+    the previous one, so its children are stages of their own: a target deep in the backbone then
+    replays every block before its own instead of recomputing the whole stem (the stem convs at full
+    resolution are the most expensive part of a forward pass). Parts the model lacks are left out.
+    """
+    stages: list[str] = []
+    for part in parts:
+        module = getattr(model, part, None)
+        if module is None:
+            continue
+        if type(module).__name__ in _SEQUENTIAL_FEATURE_NETS:
+            stages += [f"{part}.{child}" for child, _ in module.named_children()]
+        else:
+            stages.append(part)
+    return tuple(stages)
+
 
 def stages_before(target: str, stages: Sequence[str]) -> list[str]:
     """The stages upstream of ``target`` (a qualified module name)."""
@@ -60,6 +82,16 @@ def capture_outputs(
     return outputs
 
 
+def _copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return type(value)((k, _copy(v)) for k, v in value.items())
+    return value
+
+
 @contextmanager
 def replay_outputs(model: nn.Module, cached: dict[str, list[Any]]) -> Iterator[None]:
     """Within the block, each cached module returns its stored output for batch 0, 1, ..., K-1, 0, ... in turn."""
@@ -73,7 +105,8 @@ def replay_outputs(model: nn.Module, cached: dict[str, list[Any]]) -> Iterator[N
             def replay(
                 *_args: Any, _outs: list[Any] = outs, _counter: Iterator[int] = counter, **_kwargs: Any
             ) -> Any:
-                return _outs[next(_counter) % len(_outs)]
+                # a copy: a downstream in-place op (``x += ...``, ReLU(inplace)) must not alter the cache
+                return _copy(_outs[next(_counter) % len(_outs)])
 
             module.forward = replay
             patched.append(module)

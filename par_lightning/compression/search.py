@@ -44,6 +44,8 @@ class SearchOptions:
             below this (the threshold rule never picks below it); ``None`` scores the whole grid (needed
             by the global-budget rule).
         als_iters, epc_sweeps: CP effort per candidate during the search (EPC capped, spec §3.6).
+        warm_start: start each lower CP rank's ALS from the strongest components of the rank above.
+        warm_als_iters: ALS iterations of a warm-started rank (``None``: ``als_iters``).
         seed: RNG seed of the calibration passes and of CP-ALS.
         cp_device: where CP decompositions run (``None`` = the layer's device).
         stages: upstream stages whose outputs are replayed (see :mod:`.prefix_cache`).
@@ -53,6 +55,8 @@ class SearchOptions:
     stop_below: float | None = 0.9
     als_iters: int = 200
     epc_sweeps: int = 100
+    warm_start: bool = True
+    warm_als_iters: int | None = None
     seed: int = 0
     cp_device: str | None = None
     stages: tuple[str, ...] = ()
@@ -70,17 +74,25 @@ class SearchReport:
 
 
 def _factors(
-    layer: nn.Module, method: Method, rank: int, opts: SearchOptions, full_svd: SVDFactors | None
+    layer: nn.Module,
+    method: Method,
+    rank: int,
+    opts: SearchOptions,
+    full_svd: SVDFactors | None,
+    previous: SVDFactors | CPFactors | None,
 ) -> tuple[SVDFactors | CPFactors, float | None]:
     weight = cast(torch.Tensor, layer.weight).detach()
     if method == "svd":  # truncations of one SVD: the balanced split is per singular triplet
         assert full_svd is not None
         return SVDFactors(full_svd.a[:, :rank], full_svd.b[:rank]), None
+    warm = previous if opts.warm_start and isinstance(previous, CPFactors) else None
+    iters = opts.warm_als_iters if warm is not None and opts.warm_als_iters is not None else opts.als_iters
     factors, diag = cp_decompose(
         weight,
         rank,
         method,
-        als_iters=opts.als_iters,
+        init=warm,
+        als_iters=iters,
         epc_sweeps=opts.epc_sweeps,
         seed=opts.seed,
         device=opts.cp_device,
@@ -135,9 +147,10 @@ def score_layers(
         candidates: list[Candidate] = []
         ref_score: float | None = None
         full_svd = svd_factors(weight, min(weight.shape[:2])) if method == "svd" else None
+        factors: SVDFactors | CPFactors | None = None
         for rank in rank_grid(ref, opts.grid_steps):
             t0 = time.perf_counter()
-            factors, kappa = _factors(layer, method, rank, opts, full_svd)
+            factors, kappa = _factors(layer, method, rank, opts, full_svd, factors)
             w_hat = _dense_weight(factors, weight).to(weight.dtype)
             t1 = time.perf_counter()
             with replay_outputs(model, replay):
