@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -31,6 +31,7 @@ from torch import nn
 
 from par_lightning.compression.bn_recalibration import recalibrate_batchnorm
 from par_lightning.compression.costs import count_module_costs
+from par_lightning.compression.curves import Method
 from par_lightning.compression.optimizer_transfer import (
     scale_step,
     snapshot_optimizer,
@@ -42,7 +43,7 @@ from par_lightning.compression.prefix_cache import pipeline_stages
 from par_lightning.compression.report import layer_rows, totals
 from par_lightning.compression.report_render import plot_score_curves, render_text, rich_table
 from par_lightning.compression.search import SearchOptions, score_layers
-from par_lightning.compression.selection import plan_from_selection, select_budget, select_threshold
+from par_lightning.compression.selection import Cost, plan_from_selection, select_budget, select_threshold
 from par_lightning.compression.targets import select_layers
 
 _SELECTIONS = ("threshold", "budget")
@@ -195,7 +196,7 @@ class GradientRankCompression(Callback):
                     f"GradientRankCompression needs a PARModule-like LightningModule with `{needed}`; "
                     f"got {type(pl_module).__name__}"
                 )
-        for cb in trainer.callbacks:
+        for cb in getattr(trainer, "callbacks", []):  # set by Lightning's connector, not annotated
             if type(cb).__name__ in ("StochasticWeightAveraging", "WeightAveraging", "EMAWeightAveraging"):
                 raise ValueError(
                     f"GradientRankCompression cannot run with {type(cb).__name__}: the averaged copy keeps the "
@@ -215,7 +216,7 @@ class GradientRankCompression(Callback):
         self.done = int(state_dict.get("done", 0))
         self.warmup_done = int(state_dict.get("warmup_done", 0))
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._costs = _model_costs(trainer, pl_module)  # logged every epoch: the drop shows in the curves
         plan = pl_module.compression_plan
         stages_in_model = len(plan.meta.get("stages", [])) if plan is not None else 0
@@ -259,12 +260,12 @@ class GradientRankCompression(Callback):
         stage = self.done
         start = time.perf_counter()
         before = self._evaluate(trainer, pl_module) if trainer.is_global_zero else {}
+        payload: dict[str, Any] | None = None
         if trainer.is_global_zero:
             payload = self._search_and_swap(trainer, pl_module, stage)
             payload["state"] = {k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()}
-        else:
-            payload = None
         payload = strategy.broadcast(payload, src=0)
+        assert payload is not None
         plan = CompressionPlan.from_dict(payload["plan"])
         if not trainer.is_global_zero:
             pl_module.apply_compression(plan, decompose=False)
@@ -306,7 +307,7 @@ class GradientRankCompression(Callback):
             types=self.layer_types,
             min_params=self.min_params,
             skip_stem=self.skip_stem,
-            cp_method=self.kxk_method,
+            cp_method=cast(Method, self.kxk_method),
         )
         targets = {n: m for n, m in selection.targets.items() if n not in done}
         if not targets:
@@ -339,7 +340,7 @@ class GradientRankCompression(Callback):
             budget = select_budget(
                 curves,
                 self.budget_ratio,
-                cost=self.budget_metric,
+                cost=cast(Cost, self.budget_metric),
                 min_saving=self.min_saving,
                 min_ref_score=self.min_ref_score,
             )
@@ -414,13 +415,13 @@ class GradientRankCompression(Callback):
         for snap, new in zip(snapshots, strategy.optimizers, strict=True):
             transfer_optimizer_state(snap, new)
         new_scheds = [c.scheduler for c in trainer.lr_scheduler_configs]
-        for old, new in zip(old_scheds, new_scheds, strict=True):
-            transfer_scheduler_state(old, new)
+        for old_s, new_s in zip(old_scheds, new_scheds, strict=True):
+            transfer_scheduler_state(old_s, new_s)
 
     # ---- data, evaluation, reporting --------------------------------------------------------------
 
     def _batches(self, trainer: L.Trainer, count: int, seed: int) -> Iterator[Any]:
-        dm = trainer.datamodule
+        dm = _datamodule(trainer)
         if dm is not None and hasattr(dm, "calibration_dataloader"):
             loader = dm.calibration_dataloader(seed=seed)
         elif dm is not None:
@@ -438,7 +439,7 @@ class GradientRankCompression(Callback):
 
     def _evaluate(self, trainer: L.Trainer, pl_module: Any) -> dict[str, float]:
         """Validation metrics of the model as it is now (rank 0, whole or first ``eval_batches`` batches)."""
-        dm = trainer.datamodule
+        dm = _datamodule(trainer)
         if self.eval_batches == 0 or dm is None:
             return {}
         from par_lightning.metrics import PARMetrics  # noqa: PLC0415
@@ -519,15 +520,20 @@ class GradientRankCompression(Callback):
         return [p for name in layers for p in model.get_submodule(name).parameters() if p.requires_grad]
 
 
+def _datamodule(trainer: L.Trainer) -> Any:
+    """The fit's DataModule (an attribute Lightning sets at run time, so not in the type stubs)."""
+    return getattr(trainer, "datamodule", None)
+
+
 def _model_costs(trainer: L.Trainer, pl_module: Any) -> dict[str, int]:
     """Parameters of the network and, when the DataModule states its input size, conv/linear MACs per image."""
     model = pl_module.model
     costs = {"model/params": sum(p.numel() for p in model.parameters())}
-    dm = trainer.datamodule
-    size = (getattr(dm, "height", None), getattr(dm, "width", None))
-    if all(isinstance(v, int) for v in size):
+    dm = _datamodule(trainer)
+    height, width = getattr(dm, "height", None), getattr(dm, "width", None)
+    if isinstance(height, int) and isinstance(width, int):
         param = next(model.parameters())
-        example = torch.zeros(1, 3, *size, device=param.device, dtype=param.dtype)
+        example = torch.zeros(1, 3, height, width, device=param.device, dtype=param.dtype)
         costs["model/macs"] = sum(m for _, m in count_module_costs(model, example).values())
     return costs
 

@@ -46,7 +46,9 @@ def test_compressing_fit_writes_the_report_to_an_offline_run(offline_env: Path) 
     assert plan["layers"], "nothing was factorized: the test would prove nothing"
     assert (ckpt_dir / "compression_scores_stage1.png").read_bytes().startswith(b"\x89PNG")
     saved_plan = run_dir / "files" / "compression_plan_stage1.json"
-    assert json.loads(saved_plan.read_text()) == json.loads((ckpt_dir / "compression_plan_stage1.json").read_text())
+    assert json.loads(saved_plan.read_text()) == json.loads(
+        (ckpt_dir / "compression_plan_stage1.json").read_text()
+    )
     logged_pngs = list((run_dir / "files" / "media" / "images").rglob("*.png"))
     assert logged_pngs and all(p.read_bytes().startswith(b"\x89PNG") for p in logged_pngs), logged_pngs
 
