@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from par_lightning.atomic_io import atomic_write_text
 from par_lightning.compression.bn_recalibration import recalibrate_batchnorm
 from par_lightning.compression.costs import count_module_costs
 from par_lightning.compression.curves import Method
@@ -494,9 +494,7 @@ class GradientRankCompression(Callback):
             curves, run_dir / f"compression_scores_stage{stage + 1}.png", self.tau, chosen=ranks
         )
         rows_path = run_dir / f"compression_layers_stage{stage + 1}.json"
-        tmp = rows_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps([r.to_dict() for r in rows], indent=2, default=str) + "\n")
-        os.replace(tmp, rows_path)
+        atomic_write_text(rows_path, json.dumps([r.to_dict() for r in rows], indent=2, default=str) + "\n")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 from callbacks.compression_wandb import log_compression_to_wandb  # noqa: PLC0415

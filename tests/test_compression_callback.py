@@ -31,6 +31,7 @@ from data_modules import PA100KDataModule
 from par_lightning import PARModule
 from par_lightning.compression.plan import CompressionPlan
 from tests.helpers_pa100k import write_pa100k
+from tests.scripts.compress_fit import FAST_COMPRESSION
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,17 +41,9 @@ LR = 1e-3
 HEAD_LR_SCALE = 10.0  # two param groups with different lrs: the transfer must match them by name
 WARMUP = 3
 FAST = {  # the smallest effort that still factorizes all three layers of the tiny net
+    **FAST_COMPRESSION,
     "include": LAYERS,
-    "min_params": 0,
-    "grid_steps": 3,
-    "calibration_batches": 2,
     "bn_recalibration_batches": 1,  # != the training steps so far: num_batches_tracked tells them apart
-    "search_als_iters": 10,
-    "search_epc_sweeps": 3,
-    "final_als_iters": 20,
-    "final_epc_sweeps": 3,
-    "tau": 0.5,
-    "eval_batches": 2,
     "warmup_steps": WARMUP,
 }
 

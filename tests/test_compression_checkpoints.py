@@ -25,6 +25,7 @@ from par_lightning import PARModule
 from par_lightning.cli import PARCLI, build_cli
 from par_lightning.compression.plan import CompressionPlan
 from tests.cli_helpers import tiny_config
+from tests.scripts.compress_fit import FAST_COMPRESSION
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,21 +33,7 @@ LAYERS = ["backbone.layer4.0.conv2", "backbone.layer3.0.conv3", "classifier"]
 WARMUP = 5  # > the 3 steps of epoch 1: the epoch=1 checkpoint is saved mid warm-up
 COMPRESSION = {
     "class_path": "callbacks.GradientRankCompression",
-    "init_args": {
-        "compress_at_epoch": 1,
-        "include": LAYERS,
-        "min_params": 0,
-        "grid_steps": 3,
-        "calibration_batches": 2,
-        "bn_recalibration_batches": 2,
-        "search_als_iters": 10,
-        "search_epc_sweeps": 3,
-        "final_als_iters": 20,
-        "final_epc_sweeps": 3,
-        "tau": 0.5,
-        "eval_batches": 2,
-        "warmup_steps": WARMUP,
-    },
+    "init_args": {**FAST_COMPRESSION, "compress_at_epoch": 1, "include": LAYERS, "warmup_steps": WARMUP},
 }
 PROBE = {"class_path": "tests.test_compression_checkpoints.OutputProbe"}
 STEPS_PER_EPOCH = 3  # 24 training images, batch size 8

@@ -218,7 +218,7 @@ def test_plot_failure_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: p
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("par_lightning.compression.report_render.os.replace", boom)
+    monkeypatch.setattr("par_lightning.atomic_io.os.replace", boom)
     with pytest.raises(OSError, match="disk full"):
         plot_score_curves({"head.fc": hand_curves()["head.fc"]}, path, tau=None, chosen={})
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["curves.png"]

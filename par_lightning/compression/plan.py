@@ -7,11 +7,9 @@ compressed state dict loads anywhere, with or without the callback that chose th
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any, get_args
 
 import torch
 from torch import nn
+
+from par_lightning.atomic_io import atomic_write_text
 
 from .cpd import cp_decompose
 from .curves import Method
@@ -139,20 +139,7 @@ class CompressionPlan:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write JSON atomically (temp file in the same folder, then ``os.replace``): no torn plan files."""
-        path = Path(path)
-        text = self.to_json()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CompressionPlan:

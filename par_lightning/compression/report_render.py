@@ -6,13 +6,13 @@ is drawn with matplotlib's object API on an Agg canvas: no pyplot, no GUI backen
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from par_lightning.atomic_io import atomic_writer
 
 from .curves import LayerCurve
 from .report import LayerRow, Totals, curve_points
@@ -170,14 +170,6 @@ def plot_score_curves(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path, "wb") as f:
+        fig.savefig(f, format="png")
     return path
