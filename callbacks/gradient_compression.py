@@ -81,6 +81,7 @@ class GradientRankCompression(Callback):
         budget_metric: ``params`` or ``macs`` for the global budget.
         budget_ratio: the budget rule's target: targeted layers' cost divided by this factor.
         calibration_batches: K, the batches the gradients are averaged over.
+        calibration_batch_size: images per calibration batch (``None``: the DataModule's batch size).
         grid_steps: ranks per layer on the sqrt(2) grid below the parameter-neutral rank.
         search_als_iters, search_epc_sweeps: CP effort per candidate during the search.
         final_als_iters, final_epc_sweeps: CP effort at the chosen rank.
@@ -112,6 +113,7 @@ class GradientRankCompression(Callback):
         budget_metric: str = "params",
         budget_ratio: float = 3.0,
         calibration_batches: int = 8,
+        calibration_batch_size: int | None = None,
         grid_steps: int = 9,
         search_als_iters: int = 100,
         search_epc_sweeps: int = 50,
@@ -159,6 +161,14 @@ class GradientRankCompression(Callback):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if calibration_batch_size is not None and (
+            isinstance(calibration_batch_size, bool)
+            or not isinstance(calibration_batch_size, int)
+            or calibration_batch_size < 1
+        ):
+            raise ValueError(
+                f"calibration_batch_size must be None or an int >= 1, got {calibration_batch_size!r}"
+            )
         if eval_batches is not None and (not isinstance(eval_batches, int) or eval_batches < 0):
             raise ValueError(f"eval_batches must be None or an int >= 0, got {eval_batches!r}")
         self.include = list(include or ["*"])
@@ -173,6 +183,7 @@ class GradientRankCompression(Callback):
         )
         self.budget_metric, self.budget_ratio = budget_metric, budget_ratio
         self.calibration_batches, self.grid_steps = calibration_batches, grid_steps
+        self.calibration_batch_size = calibration_batch_size
         self.search_als_iters, self.search_epc_sweeps = search_als_iters, search_epc_sweeps
         self.final_als_iters, self.final_epc_sweeps = final_als_iters, final_epc_sweeps
         self.bn_recalibration_batches, self.warmup_steps = bn_recalibration_batches, warmup_steps
@@ -297,7 +308,14 @@ class GradientRankCompression(Callback):
         """Rank 0: calibration, rank search, selection, swap with full-effort factors, BN, reports."""
         model: nn.Module = pl_module.model
         device = next(model.parameters()).device
-        batches = list(self._batches(trainer, self.calibration_batches, seed=self.seed + stage))
+        batches = list(
+            self._batches(
+                trainer,
+                self.calibration_batches,
+                seed=self.seed + stage,
+                batch_size=self.calibration_batch_size,
+            )
+        )
         example = batches[0][0][:1].to(device)
         done = pl_module.compression_plan.layers if pl_module.compression_plan is not None else {}
         selection = select_layers(
@@ -420,10 +438,12 @@ class GradientRankCompression(Callback):
 
     # ---- data, evaluation, reporting --------------------------------------------------------------
 
-    def _batches(self, trainer: L.Trainer, count: int, seed: int) -> Iterator[Any]:
+    def _batches(
+        self, trainer: L.Trainer, count: int, seed: int, batch_size: int | None = None
+    ) -> Iterator[Any]:
         dm = _datamodule(trainer)
         if dm is not None and hasattr(dm, "calibration_dataloader"):
-            loader = dm.calibration_dataloader(seed=seed)
+            loader = dm.calibration_dataloader(batch_size=batch_size, seed=seed)
         elif dm is not None:
             loader = dm.train_dataloader()
         else:
