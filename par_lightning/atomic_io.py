@@ -22,7 +22,8 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        encoding = "utf-8" if mode == "w" else None
+        with open(fd, mode, encoding=encoding) as f:  # noqa: PTH123 (a file descriptor, not a path)
             yield f
             f.flush()
             os.fsync(f.fileno())

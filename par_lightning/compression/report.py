@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .curves import LayerCurve
+from .selection import reference_score
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,6 @@ class LayerRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _ref_score(curve: LayerCurve) -> float:
-    try:
-        return curve.ref_score
-    except KeyError as err:
-        raise ValueError(
-            f"layer {curve.name!r}: the reference rank {curve.ref_rank} was not scored, so scores cannot be "
-            f"normalised; scored ranks: {[c.rank for c in curve.candidates]}"
-        ) from err
 
 
 def _normalised(score: float, ref: float) -> float:
@@ -110,7 +101,7 @@ def layer_rows(
                 ref_rank=curve.ref_rank,
                 rank=rank,
                 score=float(cand.score),
-                score_normalised=_normalised(cand.score, _ref_score(curve)),
+                score_normalised=_normalised(cand.score, reference_score(curve)),
                 rel_error=_opt_float(cand.rel_error),
                 kappa=_opt_float(cand.kappa),
                 params_before=curve.dense_params,
@@ -208,5 +199,5 @@ def totals(
 
 def curve_points(curve: LayerCurve) -> list[tuple[int, float]]:
     """``(rank, s(rank) / s(ref_rank))`` for every scored rank, ascending: what a score-vs-rank plot draws."""
-    ref = _ref_score(curve)
+    ref = reference_score(curve)
     return [(c.rank, _normalised(c.score, ref)) for c in sorted(curve.candidates, key=lambda c: c.rank)]

@@ -40,18 +40,20 @@ class Selection:
     reason: str
 
 
-def _ref_score(curve: LayerCurve) -> float:
+def reference_score(curve: LayerCurve) -> float:
+    """``s(r_ref)``, the score every rank is normalised by, with an error that lists the scored ranks."""
     try:
         return curve.ref_score
     except KeyError as err:
         raise ValueError(
-            f"layer {curve.name!r}: the reference rank {curve.ref_rank} was not scored; score it first"
+            f"layer {curve.name!r}: the reference rank {curve.ref_rank} was not scored, so scores cannot be "
+            f"normalised; score it first (scored ranks: {[c.rank for c in curve.candidates]})"
         ) from err
 
 
 def _scored(curve: LayerCurve) -> list[tuple[int, float, int, int]]:
     """``(rank, s~, params, macs)`` for scored ranks up to ``r_ref``, descending (larger ranks cost more than dense)."""
-    ref = _ref_score(curve)
+    ref = reference_score(curve)
     cands = sorted((c for c in curve.candidates if c.rank <= curve.ref_rank), key=lambda c: -c.rank)
     return [(c.rank, c.score / ref, c.params, c.macs) for c in cands]
 
@@ -65,7 +67,7 @@ def select_threshold(
     failing one. The layer stays dense if ``s(r_ref) < min_ref_score`` (the factorisation distorts
     updates at every rank) or if the chosen rank saves less than ``min_saving`` of the dense params.
     """
-    ref = _ref_score(curve)
+    ref = reference_score(curve)
     if not ref >= min_ref_score or not ref > 0:
         return Selection(None, f"reference score {ref:.3f} < min_ref_score {min_ref_score}")
     chosen = None
@@ -143,7 +145,7 @@ def select_budget(
     for curve in items:
         dense = curve.dense_params if cost == "params" else curve.dense_macs
         ladder: list[tuple[int | None, float, int]] = [(None, 1.0, dense)]
-        ref = _ref_score(curve)
+        ref = reference_score(curve)
         if not ref >= min_ref_score or not ref > 0:
             reasons[curve.name] = f"dense: reference score {ref:.3f} < min_ref_score {min_ref_score}"
         else:
