@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from PIL import Image
 from par_lightning.compression.curves import Candidate, LayerCurve
 from par_lightning.compression.report import LayerRow, curve_points, layer_rows, totals
 from par_lightning.compression.report_render import plot_score_curves, render_text, rich_table, si
+from tests.import_check import imported_packages
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -241,11 +240,5 @@ def test_plot_bad_input(tmp_path: Path, kwargs: dict, match: str) -> None:
 
 
 def test_report_modules_import_no_heavy_dependency() -> None:
-    code = (
-        "import sys; import par_lightning.compression.report, par_lightning.compression.report_render; "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('lightning', 'pytorch_lightning', 'wandb', 'rich', 'matplotlib')); print(bad)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    modules = ["par_lightning.compression.report", "par_lightning.compression.report_render"]
+    assert imported_packages(modules, ("lightning", "pytorch_lightning", "wandb", "rich", "matplotlib")) == []
