@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= experiments/quickstart.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-all lint bench clean
+.PHONY: help install train test test-slurm test-all lint bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ train: install ## Run the main job (CONFIG=experiments/quickstart.yaml): fit, th
 
 test: install ## Run the default test suite (CPU, tiny models)
 	$(PY) -m pytest
+
+test-slurm: install ## The `slurm` tests: a localhost Slurm (root; installs Debian's slurm packages if missing)
+	$(PY) -m pytest -m slurm
 
 test-all: install ## Run every test, slow ones included
 	$(PY) -m pytest -m ""

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from par_lightning.config_saving import PARSaveConfigCallback
+from par_lightning.resume import AUTO, resolve_auto
 
 SYNTH_COMMAND = "synth"
 DESCRIPTION = (
@@ -29,7 +31,8 @@ class PARCLI(LightningCLI):
 
     ``num_attributes``, ``attribute_names`` and ``pos_ratios`` are read from the *instantiated*
     DataModule (they come from the annotation file), so YAML never repeats them.
-    ``--test_after_fit true`` tests the best checkpoint right after ``fit``.
+    ``--test_after_fit true`` tests the best checkpoint right after ``fit``; ``fit --ckpt_path auto``
+    resumes from the newest checkpoint of the run (requeued SLURM jobs, crashes) or starts fresh.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -41,6 +44,15 @@ class PARCLI(LightningCLI):
             default=False,
             help="After `fit`, run `test` on the best checkpoint (or the last weights without a checkpoint).",
         )
+
+    def before_fit(self) -> None:
+        """``--ckpt_path auto``: resume from the run's newest checkpoint, or start fresh (see ``resume.py``)."""
+        config = self.config_init["fit"]
+        if config.get("ckpt_path") != AUTO:
+            return
+        config["ckpt_path"] = resolve_auto(self.trainer)
+        where = config["ckpt_path"] or "no checkpoint yet, starting from scratch"
+        rank_zero_info(f"--ckpt_path auto: {where}")
 
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test_after_fit"):

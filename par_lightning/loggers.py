@@ -33,11 +33,32 @@ def wandb_configured(environ: dict[str, str] | None = None, netrc_path: str | No
         return False
 
 
+def slurm_run_id(environ: dict[str, str] | None = None) -> str | None:
+    """A W&B run id tied to the SLURM job (``slurm-<cluster>-<job id>``), ``None`` outside a batch job.
+
+    A requeued job keeps its job id, so the restarted fit continues the same W&B run instead of opening a
+    new one. Array tasks get ``<array job>_<task>``; interactive allocations (job name ``bash`` or
+    ``interactive``, Lightning's own rule) get no id, since several fits may run inside one of them.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return None
+    job = env.get("SLURM_JOB_ID")
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    if not job:
+        return None
+    cluster = env.get("SLURM_CLUSTER_NAME")
+    return f"slurm-{cluster}-{job}" if cluster else f"slurm-{job}"
+
+
 class WandbLogger(_LightningWandbLogger):
     """Lightning's ``WandbLogger`` with ``offline`` decided for the user when left unset.
 
     Args:
         offline: ``None`` (default) = online only if :func:`wandb_configured`; ``True``/``False`` force it.
+        version: the W&B run id. Unset inside a SLURM batch job it is :func:`slurm_run_id`, so a requeued
+            job resumes its run (Lightning opens runs with ``resume="allow"``).
         Other arguments are Lightning's ``WandbLogger`` ones; extra keywords go to ``wandb.init``.
     """
 
@@ -56,6 +77,8 @@ class WandbLogger(_LightningWandbLogger):
     ) -> None:
         if offline is None:
             offline = not wandb_configured()
+        if version is None and kwargs.get("id") is None:
+            version = slurm_run_id()
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(
             name=name,
