@@ -21,6 +21,8 @@ from torch.utils.data import DataLoader
 
 from data_modules.annotation import PARAnnotation, SplitData
 from data_modules.dataset import PARImageDataset, check_images, collate_skip_none
+from data_modules.errors import CorruptImageError
+from data_modules.predict_folder import PredictFolderDataset, check_predict_dir, list_images
 from data_modules.transforms import build_transforms
 
 __all__ = ["PARDataModule"]
@@ -55,7 +57,10 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         train_split: split used for training and for ``pos_ratios`` (standard protocol: ``trainval``).
         val_split: split used for validation (standard protocol: ``test``).
         test_split: split used by ``trainer.test``.
-        predict_split: split used by ``trainer.predict`` (no augmentation, no shuffling).
+        predict_split: split used by ``trainer.predict`` (no augmentation, no shuffling) when ``predict_dir``
+            is not set.
+        predict_dir: predict on the images in this folder instead (recursive; jpg/jpeg/png/bmp, sorted);
+            batches are then ``(images, dataset indices)``, see :class:`PredictFolderDataset`.
         check_images: at ``setup()``, verify every image exists and has a decodable header.
         skip_corrupt: drop (and log) undecodable images instead of failing.
     """
@@ -78,6 +83,7 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         predict_split: str = "test",
         check_images: bool = True,
         skip_corrupt: bool = False,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__()
         for name, value, low in [
@@ -104,6 +110,7 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
         self.pin_memory = pin_memory
         self.check_images = check_images
         self.skip_corrupt = skip_corrupt
+        self.predict_dir = check_predict_dir(predict_dir) if predict_dir is not None else None
         self._annotation: PARAnnotation | None = None
         self._checked: dict[str, SplitData] = {}  # split name -> data after image checks
         self.datasets: dict[str, PARImageDataset] = {}  # role -> dataset, filled by setup()
@@ -175,11 +182,29 @@ class PARDataModule(L.LightningDataModule, abc.ABC):
                 f"{type(self).__name__}.setup: unknown stage {stage!r}; valid: {list(_STAGE_ROLES)}"
             )
         for role in _STAGE_ROLES[stage] if stage is not None else tuple(self.splits):
-            paths, labels = self._checked_split(self.splits[role])
             transform = build_transforms(
                 self.height, self.width, train=role == "train", pad=self.pad, hflip=self.hflip
             )
+            if role == "predict" and self.predict_dir is not None:
+                self.datasets[role] = self._predict_folder(self.predict_dir, transform)
+                continue
+            paths, labels = self._checked_split(self.splits[role])
             self.datasets[role] = PARImageDataset(paths, labels, transform, skip_corrupt=self.skip_corrupt)
+
+    def _predict_folder(self, folder: Path, transform: Callable) -> PredictFolderDataset:
+        """The folder's images with the evaluation transform, after the same image checks as a split's."""
+        files = list_images(folder)
+        skipped: list[Path] = []
+        if self.check_images:
+            keep = check_images([folder / f for f in files], f"predict_dir {folder}", self.skip_corrupt)
+            if not keep:
+                raise CorruptImageError(
+                    f"predict_dir {folder}: none of its {len(files)} images can be decoded"
+                )
+            kept = set(keep)
+            skipped = [f for i, f in enumerate(files) if i not in kept]
+            files = [files[i] for i in keep]
+        return PredictFolderDataset(folder, files, transform, skip_corrupt=self.skip_corrupt, skipped=skipped)
 
     def _checked_split(self, name: str) -> SplitData:
         """The split's data, after (once per split) the image checks and dropping skipped images."""

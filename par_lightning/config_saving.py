@@ -13,7 +13,15 @@ from lightning.pytorch.loggers import WandbLogger
 
 
 class PARSaveConfigCallback(SaveConfigCallback):
-    """Writes ``config.yaml`` (overwriting) and records the config in W&B runs."""
+    """Writes ``config.yaml`` (overwriting) and records the config in W&B runs, for ``fit`` only.
+
+    ``validate``/``test``/``predict`` with a training config would otherwise overwrite the training
+    run's ``config.yaml`` with their own.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         config = str(self.parser.dump(self.config, skip_none=False, format="yaml"))

@@ -206,9 +206,9 @@ class PARModule(L.LightningModule):
         if batch is not None:
             self._shared_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def predict_step(self, batch: Batch | None, batch_idx: int) -> torch.Tensor | None:
         """Attribute probabilities ``(B, A)``."""
-        return torch.sigmoid(self(batch[0]))
+        return None if batch is None else torch.sigmoid(self(batch[0]))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")

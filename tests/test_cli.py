@@ -57,6 +57,9 @@ def test_fit_then_validate_test_predict_from_checkpoint(tmp_path: Path) -> None:
             assert cli.trainer.predict_loop.predictions
     validated = build_cli(["validate", "--config", config, "--ckpt_path", str(ckpt)]).trainer.callback_metrics
     assert 0.0 <= float(validated["val/mA"]) <= 1.0
+    # only `fit` saves config.yaml: the others would overwrite a training run's (same log dir with W&B)
+    logs = tmp_path / "logs" / "lightning_logs"
+    assert sorted(logs.glob("*/config.yaml")) == [logs / "version_0" / "config.yaml"]
     # a rerun in the same directories must not trip over the saved config.yaml
     main(["fit", "--config", config, "--trainer.max_epochs", "1"])
 

@@ -71,6 +71,9 @@ CONF
 start() {
     [ "$(id -u)" -eq 0 ] || cannot "needs root to install and start the Slurm daemons (uid $(id -u))"
     mkdir -p "$STATE"
+    for pidfile in "$STATE"/*.pid; do  # left by a run that was killed before `stop`
+        [ -e "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null && rm -f "$pidfile"
+    done
     if pgrep -x slurmctld >/dev/null 2>&1 && [ ! -e "$STATE/slurmctld.pid" ]; then
         cannot "a slurmctld this script did not start is running"
     fi
