@@ -22,7 +22,8 @@ SYNTH_COMMAND = "synth"
 DESCRIPTION = (
     "par-lightning: pedestrian attribute recognition with Lightning. Subcommands fit/validate/test/predict "
     "take --config experiments/<name>.yaml. Also: `par-lightning synth pa100k --root DIR` writes a synthetic "
-    "dataset in PA-100K's format (see `par-lightning synth --help`)."
+    "dataset in PA-100K's format (see `par-lightning synth --help`); `par-lightning export --ckpt_path X "
+    "--format onnx` writes a checked ONNX model (see `par-lightning export --help`)."
 )
 
 
@@ -85,6 +86,13 @@ def main(args: Sequence[str] | None = None) -> None:
         from par_lightning.synth_cli import synth_main
 
         synth_main(argv[1:])
+        return
+    if argv and argv[0] == "export":
+        from par_lightning.export_cli import export_main
+
+        status = export_main(argv[1:])
+        if status:
+            raise SystemExit(status)
         return
     build_cli(args)  # None: LightningCLI reads sys.argv itself (and warns if given both)
 

@@ -138,7 +138,9 @@ def test_predict_writes_csv_and_json_equal_to_the_eval_path(ctx: dict[str, Any],
     expected_dec = (ref.double() >= torch.tensor(expected_thr, dtype=torch.float64)).int()
     assert 0 < int(expected_dec[:, 0].sum()) < len(EXPECTED_ORDER)  # the per-attribute threshold bites
 
-    assert not (tmp_path / "config.yaml").exists()  # config.yaml is saved by `fit` only: a training run's stays intact
+    assert not (
+        tmp_path / "config.yaml"
+    ).exists()  # config.yaml is saved by `fit` only: a training run's stays intact
     header, rows = read_csv(tmp_path / "predictions.csv")
     assert header == ["path", *(f"prob_{n}" for n in names), *(f"pred_{n}" for n in names)]
     assert [r[0] for r in rows] == EXPECTED_ORDER
