@@ -2,8 +2,7 @@
 
 Usage::
 
-    python benchmarks/latency.py --plan benchmarks/results/compression_search_bninception_trained_cpu.plan.json \\
-        --arch alm --backbone bninception --num-attributes 26 --size 128 64      # the ALM plan, CPU 2 threads
+    python benchmarks/latency.py          # the ALM plan (compression_search_bninception_trained_cpu.plan.json), 128x64, CPU 2 threads
     python benchmarks/latency.py --checkpoint runs/x/checkpoints/last.ckpt      # a dense or compressed checkpoint
     python benchmarks/latency.py --plan PLAN.json --arch alm --size 128 64 --device cuda   # bf16 latency, training
 
@@ -62,8 +61,16 @@ def _random_factors(module: PARModule, plan: CompressionPlan) -> None:
                 layer.reset_parameters()
 
 
+# The gradient-aligned plan of the trained BN-Inception ALM (benchmarks/compression_search.py), N = 26, 128x64.
+DEFAULT_ALM_PLAN = REPO / "benchmarks" / "results" / "compression_search_bninception_trained_cpu.plan.json"
+
+
 def build_models(args: argparse.Namespace) -> tuple[dict[str, PARModule], tuple[int, int], str]:
     """``{"full": ..., "compressed": ...}`` in eval mode, the input size, and a description of where they came from."""
+    if (
+        args.checkpoint is None and args.plan is None
+    ):  # the documented one-command run: the ALM plan at 128x64
+        args.plan, args.size = DEFAULT_ALM_PLAN, args.size or [128, 64]
     plan = CompressionPlan.load(args.plan) if args.plan else None
     if args.checkpoint:
         from par_lightning.export import checkpoint_input_size, load_checkpoint_module
@@ -83,8 +90,6 @@ def build_models(args: argparse.Namespace) -> tuple[dict[str, PARModule], tuple[
         else:
             raise SystemExit(f"--checkpoint {args.checkpoint} is dense: pass --plan PLAN.json to compare")
     else:
-        if plan is None:
-            raise SystemExit("give --checkpoint CKPT or --plan PLAN.json (with --arch/--backbone)")
         torch.manual_seed(0)
         full = PARModule(arch=args.arch, backbone=args.backbone, num_attributes=args.num_attributes)
         compressed = copy.deepcopy(full)
