@@ -221,7 +221,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--from-json", type=Path, default=None,
         help="rebuild the goals, .md and .png of a saved results JSON (no training, nothing measured again)",
     )  # fmt: skip
+    p.add_argument(
+        "--merge", type=Path, nargs="+", default=None,
+        help="combine the seeds of results JSONs of the same settings (e.g. seeds run in parallel) into --tag",
+    )  # fmt: skip
     return p.parse_args(argv)
+
+
+def merge_results(paths: list[Path], tag: str) -> dict[str, Any]:
+    """One result holding the seeds of several runs of the same settings (they may differ in seeds and tag only).
+
+    Runs on separate processes are how several seeds fit the time budget; the report then shows the spread.
+    """
+    runs = [json.loads(p.read_text()) for p in paths]
+
+    def settings(run: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in run["config"].items() if k not in ("seeds", "tag")}
+
+    for path, run in zip(paths[1:], runs[1:], strict=True):
+        if settings(run) != settings(runs[0]):
+            raise SystemExit(f"--merge: {path} was run with other settings than {paths[0]}")
+    seeds = [s for run in runs for s in run["seeds"]]
+    numbers = [s["seed"] for s in seeds]
+    if len(set(numbers)) != len(numbers):
+        raise SystemExit(f"--merge: seed numbers repeat across the files: {numbers}")
+    config = runs[0]["config"] | {"seeds": numbers, "tag": tag}
+    return {
+        "tag": tag, "command": " ; ".join(r["command"] for r in runs), "config": config,
+        "machine": runs[0]["machine"], "commit": " ; ".join(str(r["commit"]) for r in runs),
+        "wall_seconds": max(r["wall_seconds"] for r in runs), "merged_from": [str(p) for p in paths],
+        "seeds": sorted(seeds, key=lambda s: s["seed"]),
+    }  # fmt: skip
 
 
 def write_report(result: dict[str, Any], out: Path) -> None:
@@ -242,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--from-json {str(args.from_json)!r} does not exist")
         saved = json.loads(args.from_json.read_text())
         write_report(saved, args.out_dir / f"compression_quality_{saved['tag']}")
+        return 0
+    if args.merge is not None:
+        if args.tag is None:
+            raise SystemExit("--merge needs --tag (the merged results' name)")
+        write_report(merge_results(args.merge, args.tag), args.out_dir / f"compression_quality_{args.tag}")
         return 0
     cfg = load_config(args.config)
     cfg.device = args.device or cfg.device

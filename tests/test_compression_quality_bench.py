@@ -113,6 +113,30 @@ def test_end_to_end_equal_budget_tables_and_plot(tmp_path: Path) -> None:
     )
     assert (out / "compression_quality_tiny.md").read_text() == text
 
+    # Seeds run in separate processes merge into one report with the spread.
+    other = json.loads((out / "compression_quality_tiny.json").read_text())
+    other["seeds"][0]["seed"] = 1
+    other["seeds"][0]["policies"]["gradient_budget"]["final"]["test_mA"] = 0.25  # a visible spread
+    (tmp_path / "seed1.json").write_text(json.dumps(other))
+    first = out / "compression_quality_tiny.json"
+    assert (
+        _load().main(
+            ["--merge", str(first), str(tmp_path / "seed1.json"), "--tag", "both", "--out-dir", str(out)]
+        )
+        == 0
+    )
+    merged = json.loads((out / "compression_quality_both.json").read_text())
+    assert [s["seed"] for s in merged["seeds"]] == [0, 1] and merged["config"]["seeds"] == [0, 1]
+    assert "0.2500" in (out / "compression_quality_both.md").read_text()  # the min of the spread
+    with pytest.raises(SystemExit, match="repeat"):
+        _load().main(["--merge", str(first), str(first), "--tag", "x", "--out-dir", str(out)])
+    other["config"]["budget_tolerance"] = 0.5
+    (tmp_path / "seed1.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="other settings"):
+        _load().main(
+            ["--merge", str(first), str(tmp_path / "seed1.json"), "--tag", "x", "--out-dir", str(out)]
+        )
+
 
 def test_bad_config_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
