@@ -151,3 +151,19 @@ def test_lightning_refuses_devices_that_disagree_with_the_allocation(
     cli = parse_as_task(argv, config, monkeypatch)
     assert (cli.trainer.num_devices, cli.trainer.world_size) == (2, 2)
     validate_at_launch(cli.trainer)
+
+
+def test_readme_guide_matches_the_template() -> None:
+    """The README's cluster guide quotes the template's defaults, signal and resume flag as they are."""
+    readme = (REPO / "README.md").read_text()
+    guide = readme.split("## Cluster jobs (SLURM)", 1)[1].split("\n## ", 1)[0]
+    assert "sbatch experiments/cluster/fit.sbatch" in guide
+    d = sbatch_directives()
+    quoted = re.search(r"the template's defaults: ([^)]*)\)", guide)
+    assert quoted, "the guide states the template's defaults"
+    for key, value in re.findall(r"--([\w-]+)=(\S+)", quoted.group(1)):
+        assert d[key] == value, (key, value, d[key])
+    assert f"--signal={d['signal']}" in guide and "--requeue --open-mode=append" in guide
+    template = TEMPLATE.read_text()
+    for flag in ("--ckpt_path auto", "--trainer.num_nodes", "--trainer.devices"):
+        assert flag in template and flag.split()[0] in guide, flag
